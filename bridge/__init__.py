@@ -1,0 +1,1 @@
+"""Alertmanager-to-notification bridge: per-disk state, durable outbox, targets."""

@@ -1,0 +1,1 @@
+"""Durable storage for disk state, events, the outbox and integrations."""

@@ -1,0 +1,1 @@
+"""Notification targets: one module per integration type behind `Target`."""

@@ -1,0 +1,1 @@
+"""Prometheus exporter of free-disk-percentage gauges for every service's mounts."""

@@ -1,0 +1,291 @@
+"""The delivery worker: sends the outbox's pending deliveries to their targets.
+
+The worker is one asyncio task. It picks due deliveries from the store and
+sends each through the `Target` of its integration type, with at most one
+attempt in flight per integration and disk. The store hands out a delivery
+only after every earlier delivery for the same integration and disk has
+left the pending state, so an all-clear never overtakes the warning it
+clears. Limits on attempts in flight, in total and per integration, keep a
+target that is down from being flooded.
+
+Outcomes:
+
+- `Delivered`: done; a returned ``thread_ref`` is kept for the disk's
+  incident until its all-clear is delivered.
+- `Retry` (and a timeout): tried again after an exponential backoff with
+  jitter, and no sooner than the target's ``after`` (``Retry-After``).
+  Once the delivery is older than ``delivery_max_age_seconds`` it becomes a
+  dead letter with the last reason.
+- `Failed`: a dead letter with the reason.
+
+A pending delivery survives a crash in the store, so after a restart the
+worker resumes it; the receiver may then see an event twice, always with the
+same event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+
+from bridge.config import Settings
+from bridge.metrics import BridgeMetrics
+from bridge.store.base import Delivery, IntegrationNotFound, Store, StoreError
+from bridge.targets.base import Delivered, Failed, Outcome, Retry, SendContext, Target
+
+logger = logging.getLogger(__name__)
+
+# Returns the target for an integration type, or None when none exists.
+TargetLookup = Callable[[str], Target | None]
+
+
+def backoff_seconds(
+    attempts: int, base: float, maximum: float, rng: random.Random
+) -> float:
+    """Return the wait before the next attempt after ``attempts`` failures.
+
+    Exponential, capped at ``maximum``, with "equal jitter": a random value
+    between half the step and the full step, so that deliveries that failed
+    together do not retry together.
+    """
+    step = min(maximum, base * 2 ** max(0, attempts - 1))
+    return rng.uniform(step / 2, step)
+
+
+class DeliveryWorker:
+    """Sends pending deliveries; `start` and `stop` bracket its life."""
+
+    def __init__(
+        self,
+        store: Store,
+        lookup: TargetLookup,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        metrics: BridgeMetrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._lookup = lookup
+        self._client = client
+        self._settings = settings
+        self._metrics = metrics
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._per_integration: Counter[str] = Counter()
+        self.last_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-worker")
+        self._metrics.worker_up.set(1)
+        logger.info("delivery worker started")
+
+    async def stop(self) -> None:
+        """Cancel the loop and attempts in flight; pending ones stay in the store."""
+        tasks = [*self._in_flight.values()]
+        if self._task is not None:
+            tasks.append(self._task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._metrics.worker_up.set(0)
+        logger.info(
+            "delivery worker stopped pending_attempts_cancelled=%d", len(tasks) - 1
+        )
+
+    def wake(self) -> None:
+        """Look for due deliveries now, such as after a commit of new events."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._start_due()
+                self.last_error = None
+            except StoreError as exc:
+                self.last_error = str(exc)
+                logger.error(
+                    "delivery worker cannot read the outbox error=%r", str(exc)
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=self._settings.delivery_poll_seconds
+                )
+
+    async def _start_due(self) -> None:
+        room = self._settings.delivery_max_in_flight - len(self._in_flight)
+        if room <= 0:
+            return
+        due = await run_in_threadpool(
+            self._store.due_deliveries,
+            datetime.now(UTC),
+            room * 4,
+            list(self._in_flight),
+        )
+        per_integration_limit = self._settings.delivery_max_in_flight_per_integration
+        for delivery in due:
+            if len(self._in_flight) >= self._settings.delivery_max_in_flight:
+                break
+            if self._per_integration[delivery.integration_id] >= per_integration_limit:
+                continue
+            self._launch(delivery)
+
+    def _launch(self, delivery: Delivery) -> None:
+        self._per_integration[delivery.integration_id] += 1
+        task = asyncio.create_task(self._attempt(delivery))
+        self._in_flight[delivery.id] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._in_flight.pop(delivery.id, None)
+            self._per_integration[delivery.integration_id] -= 1
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        try:
+            outcome = await self._send(delivery)
+            await self._record(delivery, outcome)
+        except StoreError as exc:
+            # The delivery stays pending and is retried, which can repeat the
+            # send; receivers deduplicate by event id.
+            logger.error(
+                "delivery outcome not stored delivery_id=%d event_id=%s error=%r",
+                delivery.id,
+                delivery.event.id,
+                str(exc),
+            )
+
+    async def _send(self, delivery: Delivery) -> Outcome:
+        try:
+            integration = await run_in_threadpool(
+                self._store.get_integration, delivery.integration_id
+            )
+        except IntegrationNotFound:
+            return Failed(f"integration {delivery.integration_id!r} no longer exists")
+        target = self._lookup(integration.type)
+        if target is None:
+            return Retry(f"no target is available for type {integration.type!r}")
+        thread_ref = await run_in_threadpool(
+            self._store.get_thread_ref, delivery.integration_id, delivery.disk_id
+        )
+
+        logger.info(
+            "delivery attempt delivery_id=%d event_id=%s integration=%s type=%s "
+            "disk=%s attempt=%d",
+            delivery.id,
+            delivery.event.id,
+            delivery.integration_id,
+            integration.type,
+            delivery.disk_id,
+            delivery.attempts + 1,
+        )
+        timeout = self._settings.delivery_timeout_seconds
+        context = SendContext(
+            integration=integration, client=self._client, thread_ref=thread_ref
+        )
+        started = time.monotonic()
+        try:
+            return await asyncio.wait_for(target.send(delivery.event, context), timeout)
+        except TimeoutError:
+            return Retry(f"timed out after {timeout:g} s")
+        except Exception as exc:
+            # Targets classify remote failures instead of raising, so this is a
+            # bug in a target. Only the type is logged: exception texts from
+            # HTTP libraries can quote URLs that hold secrets.
+            logger.error(
+                "target raised delivery_id=%d type=%s exception=%s",
+                delivery.id,
+                integration.type,
+                type(exc).__name__,
+            )
+            return Retry(f"target raised {type(exc).__name__}")
+        finally:
+            self._metrics.latency.labels(integration.type).observe(
+                time.monotonic() - started
+            )
+
+    async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
+        now = datetime.now(UTC)
+        kind = delivery.integration_type
+        fields = (delivery.id, delivery.event.id, delivery.integration_id)
+        if isinstance(outcome, Delivered):
+            await run_in_threadpool(
+                self._store.mark_delivered, delivery.id, now, outcome.thread_ref
+            )
+            self._metrics.deliveries.labels(kind, "delivered").inc()
+            logger.info(
+                "delivery delivered delivery_id=%d event_id=%s integration=%s", *fields
+            )
+            return
+
+        if isinstance(outcome, Failed):
+            await self._dead(delivery, now, outcome.reason, "failed")
+            return
+
+        deadline = delivery.created_at + timedelta(
+            seconds=self._settings.delivery_max_age_seconds
+        )
+        if now >= deadline:
+            reason = (
+                f"gave up after {self._settings.delivery_max_age_seconds:g} s: "
+                f"{outcome.reason}"
+            )
+            await self._dead(delivery, now, reason, "expired")
+            return
+
+        delay = backoff_seconds(
+            delivery.attempts + 1,
+            self._settings.delivery_backoff_base_seconds,
+            self._settings.delivery_backoff_max_seconds,
+            self._rng,
+        )
+        if outcome.after is not None:
+            delay = max(delay, outcome.after)
+        # The last attempt happens at the deadline rather than never.
+        next_attempt = min(now + timedelta(seconds=delay), deadline)
+        await run_in_threadpool(
+            self._store.mark_retry, delivery.id, next_attempt, outcome.reason
+        )
+        self._metrics.deliveries.labels(kind, "retry").inc()
+        self._metrics.retries.labels(kind).inc()
+        logger.warning(
+            "delivery retry delivery_id=%d event_id=%s integration=%s "
+            "delay_seconds=%.3f reason=%r",
+            *fields,
+            (next_attempt - now).total_seconds(),
+            outcome.reason,
+        )
+
+    async def _dead(
+        self, delivery: Delivery, now: datetime, reason: str, outcome: str
+    ) -> None:
+        await run_in_threadpool(self._store.mark_dead, delivery.id, now, reason)
+        self._metrics.deliveries.labels(delivery.integration_type, outcome).inc()
+        self._metrics.dead_letters.labels(delivery.integration_type).inc()
+        logger.error(
+            "delivery dead letter delivery_id=%d event_id=%s integration=%s reason=%r",
+            delivery.id,
+            delivery.event.id,
+            delivery.integration_id,
+            reason,
+        )

@@ -1,0 +1,156 @@
+"""The ``webpaas-bridge`` command: load settings, open the store, serve.
+
+Exit status: 0 after a clean stop (SIGTERM or SIGINT, which uvicorn turns
+into a graceful shutdown that stops the delivery worker), 2 for invalid
+settings, 1 when the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from bridge.app import create_app
+from bridge.config import (
+    DEFAULT_DB,
+    DEFAULT_LISTEN,
+    Settings,
+    load_settings,
+    require_credentials,
+)
+from bridge.errors import ConfigError
+from bridge.store.base import IntegrationConflict, StoreError
+
+logger = logging.getLogger(__name__)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger and message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send every logger's records to stderr in the configured format."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+            )
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="webpaas-bridge",
+        description=(
+            "Receive Alertmanager webhooks and send warning, critical and "
+            "all-clear notifications. Every option also has an environment "
+            "variable; see docs/bridge.md."
+        ),
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML settings file")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"address to listen on (WEBPAAS_LISTEN, default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"SQLite store file (WEBPAAS_DB, default {DEFAULT_DB})",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_const",
+        const=True,
+        default=None,
+        help="accept Alertmanager messages without a credential "
+        "(WEBPAAS_INSECURE_NO_AUTH=1); logs a warning",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="log level (WEBPAAS_LOG_LEVEL, default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("logfmt", "json"),
+        help="log line format (WEBPAAS_LOG_FORMAT, default logfmt)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bridge until SIGTERM or SIGINT; return the exit status."""
+    arguments = parse_arguments(argv)
+    try:
+        settings = load_settings(
+            arguments.config,
+            overrides={
+                "listen": arguments.listen,
+                "db": arguments.db,
+                "insecure_no_auth": arguments.insecure_no_auth,
+                "log_level": arguments.log_level,
+                "log_format": arguments.log_format,
+            },
+        )
+        warnings = require_credentials(settings)
+    except ConfigError as exc:
+        print(f"webpaas-bridge: error: {exc}", file=sys.stderr)
+        return 2
+
+    configure_logging(settings)
+    for warning in warnings:
+        logger.warning("insecure setting: %s", warning)
+
+    try:
+        app = create_app(settings)
+    except (StoreError, IntegrationConflict) as exc:
+        logger.error("cannot start: %s", exc)
+        print(f"webpaas-bridge: error: {exc}", file=sys.stderr)
+        return 1
+
+    logger.info(
+        "bridge starting listen=%s db=%s integrations_from_config=%d",
+        settings.listen,
+        settings.db,
+        len(settings.integrations),
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM or SIGINT after its graceful shutdown, so a
+    # signal ends the process here with the signal's status.
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""Tests of the delivery worker with fake targets and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from bridge.config import Settings
+from bridge.integrations import Integration
+from bridge.metrics import BridgeMetrics
+from bridge.model import DiskKey, Event, EventType, Level
+from bridge.outbox import DeliveryWorker, backoff_seconds
+from bridge.state import DiskState
+from bridge.store.base import DEAD, DELIVERED, Transitions
+from bridge.store.sqlite import SQLiteStore
+from bridge.targets.base import (
+    Delivered,
+    Failed,
+    Outcome,
+    Problem,
+    Retry,
+    SendContext,
+    Target,
+)
+
+DISK = DiskKey.from_alert_labels({"project": "p", "mountpoint": "/data"})
+FAST = Settings(
+    delivery_backoff_base_seconds=0.05,
+    delivery_backoff_max_seconds=0.2,
+    delivery_poll_seconds=0.02,
+    delivery_timeout_seconds=0.5,
+)
+
+
+@dataclass
+class Sent:
+    event_id: str
+    thread_ref: str | None
+    at: float
+
+
+@dataclass
+class FakeTarget:
+    """Answers each send with the next scripted outcome, then `Delivered`."""
+
+    type: ClassVar[str] = "health.webhook"
+    script: list[Outcome | BaseException | float] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    async def send(self, event: Event, context: SendContext) -> Outcome:
+        self.sent.append(Sent(event.id, context.thread_ref, time.monotonic()))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            step = self.script.pop(0) if self.script else Delivered(f"ts-{event.id}")
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+                return Delivered()
+            if isinstance(step, BaseException):
+                raise step
+            await asyncio.sleep(0.01)
+            return step
+        finally:
+            self.in_flight -= 1
+
+    async def check(self, context: SendContext) -> list[Problem]:
+        return []
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path / "bridge.db")
+    opened.create_integration(Integration(id="hook", type="health.webhook"))
+    yield opened
+    opened.close()
+
+
+def add_event(
+    store: SQLiteStore,
+    event_id: str,
+    level: Level = Level.WARNING,
+    disk: DiskKey = DISK,
+) -> None:
+    previous = Level.WARNING if level is Level.OK else Level.OK
+    event = Event(
+        id=event_id,
+        type=EventType.for_transition(previous, level),
+        disk=disk,
+        level=level,
+        previous_level=previous,
+        occurred_at=datetime.now(UTC),
+    )
+
+    def decide(current: Mapping[str, DiskState]) -> Transitions:
+        return Transitions(states=[DiskState(disk=disk, level=level)], events=[event])
+
+    store.apply_transitions([disk.id], decide)
+
+
+def run_worker(
+    store: SQLiteStore,
+    target: Target,
+    until: Callable[[], bool],
+    settings: Settings = FAST,
+    limit: float = 5.0,
+) -> None:
+    """Run a worker until ``until()`` holds, failing after ``limit`` seconds."""
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as client:
+            worker = DeliveryWorker(
+                store,
+                {"health.webhook": target}.get,
+                client,
+                settings,
+                BridgeMetrics(),
+                rng=random.Random(7),  # noqa: S311 -- seeded jitter, repeatable
+            )
+            worker.start()
+            deadline = time.monotonic() + limit
+            try:
+                while not until():
+                    assert time.monotonic() < deadline, "worker did not finish in time"
+                    await asyncio.sleep(0.01)
+            finally:
+                await worker.stop()
+
+    asyncio.run(main())
+
+
+def statuses(store: SQLiteStore) -> list[str]:
+    return [item.status for item in reversed(store.list_deliveries())]
+
+
+def test_delivered_stores_thread_ref(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget()
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED])
+
+    assert store.get_thread_ref("hook", DISK.id) == "ts-warn"
+
+
+def test_all_clear_uses_and_clears_thread(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    add_event(store, "clear", Level.OK)
+    target = FakeTarget()
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED, DELIVERED])
+
+    assert [(item.event_id, item.thread_ref) for item in target.sent] == [
+        ("warn", None),
+        ("clear", "ts-warn"),
+    ]
+    assert store.get_thread_ref("hook", DISK.id) is None
+
+
+def test_retry_then_delivered(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget(script=[Retry("HTTP 503"), Retry("HTTP 503")])
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED])
+
+    (delivery,) = store.list_deliveries()
+    assert delivery.attempts == 3
+    gaps = [b.at - a.at for a, b in zip(target.sent, target.sent[1:], strict=False)]
+    # Backoff after failure n waits between half and all of base * 2**(n-1).
+    assert gaps[0] >= 0.025
+    assert gaps[1] >= 0.05
+
+
+def test_retry_after_is_honoured(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget(script=[Retry("HTTP 429", after=0.4)])
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED])
+
+    assert len(target.sent) == 2
+    assert target.sent[1].at - target.sent[0].at >= 0.4
+
+
+def test_failed_becomes_dead_letter(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget(script=[Failed("HTTP 400: invalid routing key")])
+
+    run_worker(store, target, lambda: statuses(store) == [DEAD])
+
+    (delivery,) = store.list_deliveries()
+    assert delivery.last_error == "HTTP 400: invalid routing key"
+    assert len(target.sent) == 1
+
+
+def test_gives_up_after_max_age(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget(script=[Retry("HTTP 503")] * 100)
+    settings = Settings(
+        delivery_backoff_base_seconds=0.05,
+        delivery_backoff_max_seconds=0.1,
+        delivery_poll_seconds=0.02,
+        delivery_max_age_seconds=1,
+    )
+
+    run_worker(store, target, lambda: statuses(store) == [DEAD], settings=settings)
+
+    (delivery,) = store.list_deliveries()
+    assert delivery.last_error == "gave up after 1 s: HTTP 503"
+
+
+def test_timeout_is_retried(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget(script=[5.0])
+    settings = Settings(
+        delivery_timeout_seconds=0.1,
+        delivery_backoff_base_seconds=0.05,
+        delivery_backoff_max_seconds=0.1,
+        delivery_poll_seconds=0.02,
+    )
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED], settings=settings)
+
+    assert len(target.sent) == 2
+
+
+def test_target_exception_is_retried(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    target = FakeTarget(script=[RuntimeError("bug with https://secret@host/")])
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED])
+
+    assert len(target.sent) == 2
+
+
+def test_disk_order_kept_while_retrying(store: SQLiteStore) -> None:
+    add_event(store, "warn")
+    add_event(store, "clear", Level.OK)
+    target = FakeTarget(script=[Retry("HTTP 503"), Retry("HTTP 503")])
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED, DELIVERED])
+
+    assert [item.event_id for item in target.sent] == ["warn", "warn", "warn", "clear"]
+
+
+def test_unknown_type_waits_and_dead_after_age(store: SQLiteStore) -> None:
+    store.create_integration(Integration(id="other", type="health.slack"))
+    add_event(store, "warn")
+    target = FakeTarget()
+    settings = Settings(
+        delivery_backoff_base_seconds=0.05,
+        delivery_backoff_max_seconds=0.1,
+        delivery_poll_seconds=0.02,
+        delivery_max_age_seconds=1,
+    )
+
+    run_worker(store, target, lambda: DEAD in statuses(store), settings=settings)
+
+    dead = store.list_deliveries(DEAD)
+    assert [item.integration_id for item in dead] == ["other"]
+    assert dead[0].last_error == (
+        "gave up after 1 s: no target is available for type 'health.slack'"
+    )
+
+
+def test_concurrency_capped_per_integration(store: SQLiteStore) -> None:
+    for index in range(12):
+        disk = DiskKey.from_alert_labels({"mountpoint": f"/m{index}"})
+        add_event(store, f"e{index}", disk=disk)
+    target = FakeTarget(script=[0.05] * 12)
+    settings = Settings(
+        delivery_max_in_flight_per_integration=3, delivery_poll_seconds=0.02
+    )
+
+    run_worker(
+        store, target, lambda: statuses(store) == [DELIVERED] * 12, settings=settings
+    )
+
+    assert target.max_in_flight == 3
+
+
+def test_restart_resumes_pending(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.db"
+    first = SQLiteStore(path)
+    first.create_integration(Integration(id="hook", type="health.webhook"))
+    add_event(first, "warn")
+    first.close()
+
+    second = SQLiteStore(path)
+    target = FakeTarget()
+    run_worker(second, target, lambda: statuses(second) == [DELIVERED])
+    second.close()
+
+    assert [item.event_id for item in target.sent] == ["warn"]
+
+
+@pytest.mark.parametrize(
+    ("attempts", "low", "high"),
+    [
+        (1, 1.0, 2.0),
+        (2, 2.0, 4.0),
+        (3, 4.0, 8.0),
+        # Capped at the maximum of 30 s.
+        (10, 15.0, 30.0),
+    ],
+)
+def test_backoff_bounds(attempts: int, low: float, high: float) -> None:
+    rng = random.Random(1)  # noqa: S311 -- seeded jitter, repeatable
+
+    values = [backoff_seconds(attempts, 2.0, 30.0, rng) for _ in range(200)]
+
+    assert min(values) >= low
+    assert max(values) <= high

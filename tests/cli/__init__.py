@@ -1,0 +1,1 @@
+"""Tests of the ``webpaas`` command against a running bridge."""

@@ -1,4 +1,4 @@
-"""Which `Target` handles each integration type, built from the settings.
+"""The target for each integration type, built from the settings.
 
 The Slack API URL and the PagerDuty events URL are configuration, so that
 tests and proxies can point them elsewhere. Webhook URLs come from each

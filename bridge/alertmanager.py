@@ -8,6 +8,9 @@ only six, so `parse_rfc3339` is written here. A firing alert's ``endsAt``
 is Go's zero time ``0001-01-01T00:00:00Z`` and becomes ``None``.
 
 Every problem raises `PayloadError` with the path of the value at fault.
+Strings pass through `bridge.text.scrub`: a JSON ``\\ud800`` escape can
+produce a lone surrogate, which no UTF-8 encoder accepts, so it becomes
+U+FFFD here rather than failing every later step.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from bridge.errors import PayloadError
+from bridge.text import scrub
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -28,11 +32,13 @@ _STATUSES = (FIRING, RESOLVED)
 # Values quoted back in error messages are cut to this many characters.
 _MAX_QUOTED = 64
 
+# re.ASCII, because \d alone also matches digits of other scripts ("٢").
 _RFC3339 = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})[Tt ]"
     r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
     r"(?:\.(?P<fraction>\d{1,9}))?"
-    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 _DATE_TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 # Go's zero time.Time, which Alertmanager sends as a firing alert's endsAt.
@@ -238,7 +244,7 @@ def _optional_str(
         return default
     if not isinstance(value, str):
         raise PayloadError(_join(path, key), f"must be a string, not {_quote(value)}")
-    return value
+    return scrub(value)
 
 
 def _string_map(document: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
@@ -251,9 +257,9 @@ def _string_map(document: Mapping[str, Any], key: str, path: str) -> dict[str, s
     for name, item in value.items():
         if not isinstance(item, str):
             raise PayloadError(
-                f"{where}.{name}", f"must be a string, not {_quote(item)}"
+                f"{where}.{scrub(name)}", f"must be a string, not {_quote(item)}"
             )
-    return value
+    return {scrub(name): scrub(item) for name, item in value.items()}
 
 
 def _timestamp(

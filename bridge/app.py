@@ -58,6 +58,14 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Answer the router's own 404 and 405 in JSON, like every other error."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"error": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     """Read the body, stopping as soon as it exceeds ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
@@ -161,6 +169,15 @@ async def _receive(
 
     for alert in message.alerts:
         metrics.alerts.labels(alert.status).inc()
+    if message.truncated_alerts:
+        # Alertmanager's max_alerts left these out: their disks change only
+        # when a later message carries them.
+        logger.warning(
+            "message truncated by Alertmanager group_key=%r truncated_alerts=%d; "
+            "set max_alerts: 0 in the webhook receiver",
+            message.group_key,
+            message.truncated_alerts,
+        )
     for event in committed.events:
         metrics.transitions.labels(event.level.label).inc()
         logger.info(
@@ -295,7 +312,11 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/api/v1", routes=admin_routes()),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
     app.state.settings = settings
     app.state.store = active_store
     app.state.metrics = metrics

@@ -60,7 +60,9 @@ class Settings:
     slack_api_url: str = "https://slack.com/api"
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
     allow_private_targets: bool = False
-    max_request_bytes: int = 32 * MIB
+    # 10,000 alerts of the node-exporter rules, with their annotations and a
+    # generatorURL of about 3 KB each, make a body of about 40 MiB.
+    max_request_bytes: int = 64 * MIB
     delivery_timeout_seconds: float = 10.0
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_max_seconds: float = 600.0

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from bridge.integrations import TYPES
 from bridge.store.base import OutboxStats
+
+DELIVERY_OUTCOMES = ("delivered", "retry", "failed", "expired")
 
 
 class BridgeMetrics:
@@ -82,6 +85,22 @@ class BridgeMetrics:
             "1 while the delivery worker runs.",
             registry=self.registry,
         )
+
+        self._initialize_series()
+
+    def _initialize_series(self) -> None:
+        # Every known label set starts at 0, so that rate() and increase()
+        # see the first retry or dead letter instead of a series appearing.
+        for status in ("firing", "resolved"):
+            self.alerts.labels(status)
+        for level in ("ok", "warning", "critical"):
+            self.transitions.labels(level)
+        for integration_type in TYPES:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(integration_type, outcome)
+            self.retries.labels(integration_type)
+            self.dead_letters.labels(integration_type)
+            self.latency.labels(integration_type)
 
     def set_outbox(self, stats: OutboxStats) -> None:
         self.outbox_depth.set(stats.pending)

@@ -20,7 +20,9 @@ Outcomes:
 
 A pending delivery survives a crash in the store, so after a restart the
 worker resumes it; the receiver may then see an event twice, always with the
-same event id.
+same event id. When the store cannot record an outcome (disk full, I/O
+error), the delivery stays pending, and the worker holds it back in memory
+with the same backoff, so that a broken store does not resend it in a loop.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import httpx
 from starlette.concurrency import run_in_threadpool
 
 from bridge.config import Settings
+from bridge.integrations import Integration
 from bridge.metrics import BridgeMetrics
 from bridge.store.base import Delivery, IntegrationNotFound, Store, StoreError
 from bridge.targets.base import Delivered, Failed, Outcome, Retry, SendContext, Target
@@ -83,7 +86,10 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._per_integration: Counter[str] = Counter()
+        # Delivery id -> (monotonic time it may start again, store failures).
+        self._held: dict[int, tuple[float, int]] = {}
         self.last_error: str | None = None
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -100,6 +106,10 @@ class DeliveryWorker:
 
     async def stop(self) -> None:
         """Cancel the loop and attempts in flight; pending ones stay in the store."""
+        # Python 3.11's asyncio.wait_for can swallow a cancel that arrives
+        # as its inner wait completes, so the loop also checks this flag.
+        self._stopping = True
+        self._wake.set()
         tasks = [*self._in_flight.values()]
         if self._task is not None:
             tasks.append(self._task)
@@ -116,7 +126,7 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._start_due()
@@ -133,16 +143,20 @@ class DeliveryWorker:
 
     async def _start_due(self) -> None:
         room = self._settings.delivery_max_in_flight - len(self._in_flight)
-        if room <= 0:
+        if room <= 0 or self._stopping:
             return
+        clock = time.monotonic()
+        held_ids = [key for key, (until, _) in self._held.items() if until > clock]
         due = await run_in_threadpool(
             self._store.due_deliveries,
             datetime.now(UTC),
             room * 4,
-            list(self._in_flight),
+            [*self._in_flight, *held_ids],
         )
         per_integration_limit = self._settings.delivery_max_in_flight_per_integration
         for delivery in due:
+            if self._stopping:
+                break
             if len(self._in_flight) >= self._settings.delivery_max_in_flight:
                 break
             if self._per_integration[delivery.integration_id] >= per_integration_limit:
@@ -168,26 +182,44 @@ class DeliveryWorker:
         except StoreError as exc:
             # The delivery stays pending and is retried, which can repeat the
             # send; receivers deduplicate by event id.
+            failures = self._held.get(delivery.id, (0.0, 0))[1] + 1
+            delay = backoff_seconds(
+                failures,
+                self._settings.delivery_backoff_base_seconds,
+                self._settings.delivery_backoff_max_seconds,
+                self._rng,
+            )
+            self._held[delivery.id] = (time.monotonic() + delay, failures)
             logger.error(
-                "delivery outcome not stored delivery_id=%d event_id=%s error=%r",
+                "delivery outcome not stored delivery_id=%d event_id=%s "
+                "hold_seconds=%.3f error=%r",
                 delivery.id,
                 delivery.event.id,
+                delay,
                 str(exc),
             )
+        else:
+            self._held.pop(delivery.id, None)
+
+    def _read_integration(self, delivery: Delivery) -> tuple[Integration, str | None]:
+        # One thread hop for both reads: on a busy machine each hop waits for
+        # the GIL, which adds to every delivery's latency.
+        integration = self._store.get_integration(delivery.integration_id)
+        thread_ref = self._store.get_thread_ref(
+            delivery.integration_id, delivery.disk_id
+        )
+        return integration, thread_ref
 
     async def _send(self, delivery: Delivery) -> Outcome:
         try:
-            integration = await run_in_threadpool(
-                self._store.get_integration, delivery.integration_id
+            integration, thread_ref = await run_in_threadpool(
+                self._read_integration, delivery
             )
         except IntegrationNotFound:
             return Failed(f"integration {delivery.integration_id!r} no longer exists")
         target = self._lookup(integration.type)
         if target is None:
             return Retry(f"no target is available for type {integration.type!r}")
-        thread_ref = await run_in_threadpool(
-            self._store.get_thread_ref, delivery.integration_id, delivery.disk_id
-        )
 
         logger.info(
             "delivery attempt delivery_id=%d event_id=%s integration=%s type=%s "

@@ -1,15 +1,19 @@
 """The ``webpaas-bridge`` command: load settings, open the store, serve.
 
-Exit status: 0 after a clean stop (SIGTERM or SIGINT, which uvicorn turns
-into a graceful shutdown that stops the delivery worker), 2 for invalid
-settings, 1 when the store cannot be opened.
+Exit status: SIGTERM or SIGINT start a graceful shutdown that stops the
+delivery worker. uvicorn then re-raises the signal, so the process ends by
+that signal (143 or 130 in a shell), which systemd counts as a clean stop
+for SIGTERM. The status is 2 for invalid settings, and 1 when the store
+cannot be opened or the server could not start.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +29,7 @@ from bridge.config import (
 )
 from bridge.errors import ConfigError
 from bridge.store.base import IntegrationConflict, StoreError
+from bridge.validation import validate_integration
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +74,12 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
             "variable; see docs/bridge.md."
         ),
     )
-    parser.add_argument("--config", metavar="FILE", help="YAML settings file")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("WEBPAAS_CONFIG") or None,
+        help="YAML settings file (WEBPAAS_CONFIG, default none)",
+    )
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -101,6 +111,32 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_config_integrations(settings: Settings) -> None:
+    """Check the config file's integrations as the admin API checks new ones.
+
+    A config integration that fails these checks would fail every delivery,
+    so the bridge does not start with one. A webhook host name that cannot
+    be resolved now passes, as in the admin API.
+
+    Raises:
+        ConfigError: naming each integration id, field and problem, never a
+            secret value.
+    """
+
+    async def check_all() -> list[str]:
+        problems = []
+        for integration in settings.integrations:
+            found = await validate_integration(
+                integration, allow_private_targets=settings.allow_private_targets
+            )
+            problems.extend(f"integration {integration.id!r}: {item}" for item in found)
+        return problems
+
+    problems = asyncio.run(check_all())
+    if problems:
+        raise ConfigError("; ".join(problems) + "; fix them in the config file")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bridge until SIGTERM or SIGINT; return the exit status."""
     arguments = parse_arguments(argv)
@@ -116,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         )
         warnings = require_credentials(settings)
+        check_config_integrations(settings)
     except ConfigError as exc:
         print(f"webpaas-bridge: error: {exc}", file=sys.stderr)
         return 2

@@ -9,10 +9,12 @@ Rules, each decided per alert and never from the message's top-level status:
 - Only ``LowDiskSpace`` alerts with severity ``warning`` or ``critical`` set
   the level: the highest severity that fires, else ok.
 - For each severity the state keeps the latest alert seen, firing or
-  resolved, with its ``startsAt``. An alert whose ``startsAt`` is older than
-  the stored one is stale and ignored, and so is a firing alert with the
-  same ``startsAt`` as a stored resolve (a retry of an older message). So
-  HA duplicates, repeats, retries and out-of-order messages change nothing.
+  resolved, with its ``startsAt`` and ``endsAt``. A firing alert counts
+  after a stored resolve only if it started after that resolve's
+  ``endsAt``. A resolve counts after a stored firing alert unless it ended
+  before that alert started. So HA duplicates, repeats, retries and
+  out-of-order messages change nothing, even when the two Alertmanagers of
+  an HA pair report one firing period with different ``startsAt``.
 - While a ``DiskSpaceUnknown`` alert fires for the disk, the level can rise
   but not fall: a LowDiskSpace alert that resolved because its data stopped
   arriving does not prove the disk healthy. When the unknown alert resolves,
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from bridge.alertmanager import FIRING, RESOLVED, Alert
+from bridge.alertmanager import FIRING, Alert
 from bridge.model import (
     LOW_DISK_ALERT,
     UNKNOWN_DISK_ALERT,
@@ -167,19 +169,33 @@ def group_by_disk(alerts: Iterable[Alert]) -> dict[DiskKey, list[Alert]]:
 
 
 def _supersedes(alert: Alert, stored: AlertRecord | None) -> bool:
-    """Tell whether an alert is newer information than the stored record."""
+    """Tell whether an alert is newer information than the stored record.
+
+    A ``startsAt`` alone does not name a firing period. Alertmanager keeps
+    the earliest ``startsAt`` when it merges updates of an alert
+    (``types.Alert.Merge``), so the two members of an HA pair can report one
+    period with different ones. Instead, a period ends at its ``endsAt``,
+    and a new period starts only after the previous one ended.
+    """
     if stored is None:
         return True
-    if alert.starts_at != stored.starts_at:
-        # Each firing period of an alert has its own startsAt, so a later
-        # startsAt is a later period and an earlier one is stale.
-        return alert.starts_at > stored.starts_at
+    stored_end = stored.ends_at or stored.starts_at
+    if alert.firing:
+        if stored.firing:
+            # A repeat refreshes the annotations (the latest free_percent);
+            # an earlier startsAt is an older or merged view of the period.
+            return alert.starts_at >= stored.starts_at
+        # Starting no later than the stored resolve ended, this alert is a
+        # retry, a duplicate or a peer's late view of the period that ended.
+        # NOTE: a Prometheus restart that restores a rule's `for` state
+        # re-fires with the old startsAt; after Alertmanager resolved the
+        # alert by timeout, that firing is ignored here until it resolves.
+        return alert.starts_at > stored_end
+    alert_end = alert.ends_at or alert.starts_at
     if stored.firing:
-        # Same period: a resolve ends it, a firing repeat refreshes the
-        # annotations (the latest free_percent).
-        return True
-    # Same period already resolved: a firing alert is an older message.
-    return alert.status == RESOLVED
+        # A resolve that ended before the stored period started is stale.
+        return alert_end >= stored.starts_at
+    return (alert_end, alert.starts_at) >= (stored_end, stored.starts_at)
 
 
 def _level_of(alerts: Mapping[str, AlertRecord]) -> Level:

@@ -268,6 +268,12 @@ class SlackTarget:
             return Retry(f"Slack answered HTTP {response.status_code} without JSON")
         if not isinstance(result, dict):
             return Retry("Slack answered with JSON that is not an object")
+        if result.get("ok") is not True and result.get("error") == "ratelimited":
+            # The same limit as HTTP 429, sent in a 200 body; a Retry-After
+            # header counts here too.
+            return Retry(
+                "Slack rate limit: ratelimited", after=retry_after_seconds(response)
+            )
         return result
 
 

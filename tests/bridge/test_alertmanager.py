@@ -72,6 +72,8 @@ def test_parse_rfc3339_accepts(text: str, expected: datetime | None) -> None:
         "2026-13-01T12:00:00Z",  # no month 13
         "2026-02-30T12:00:00Z",  # no such day
         "2026-03-01T12:00:00+25:00",  # offset out of range
+        "\u0662\u0660\u0662\u0666-03-01T12:00:00Z",  # Arabic-Indic digits
+        "2026-03-01T12:00:00.\uff15Z",  # a full-width digit in the fraction
         "yesterday",
     ],
 )
@@ -213,3 +215,18 @@ def test_ten_thousand_alerts_parse() -> None:
     message = parse_message(body(document))
 
     assert len(message.alerts) == 10_000
+
+
+def test_lone_surrogates_become_replacement_character() -> None:
+    # json.loads turns a "\\ud800" escape into a lone surrogate, which no
+    # UTF-8 encoder accepts; Alertmanager never sends one, a fuzzer may.
+    raw = body(payload()).replace(b'"p"', b'"p\\ud800"')
+    raw = raw.replace(b'"12.5"', b'"\\udfff12.5"')
+    raw = raw.replace(b'"http://prometheus/graph"', b'"http://prometheus/\\ud83d"')
+
+    message = parse_message(raw)
+
+    (alert,) = message.alerts
+    assert alert.labels["project"] == "p\ufffd"
+    assert alert.annotations["free_percent"] == "\ufffd12.5"
+    assert alert.generator_url == "http://prometheus/\ufffd"

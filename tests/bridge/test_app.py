@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.requests import Request
@@ -25,7 +28,9 @@ from bridge.integrations import Integration, Source
 from bridge.model import Event, EventType
 from bridge.store.base import PENDING, Committed, Decide, StoreError
 from bridge.store.sqlite import SQLiteStore
+from bridge.targets import pagerduty, slack, webhook
 from bridge.targets.base import Delivered, Outcome, Problem, SendContext
+from bridge.text import json_bytes
 
 with warnings.catch_warnings():
     # Starlette 1.10 warns at import that its test client prefers the httpx2
@@ -397,6 +402,96 @@ def test_metrics_exposed(client: TestClient, target: RecordingTarget) -> None:
     assert TOKEN not in text
 
 
+# Every metric the bridge promises, with a sample present before any traffic.
+EXPECTED_SAMPLES = [
+    'webpaas_bridge_alerts_received_total{status="resolved"} 0.0',
+    'webpaas_bridge_transitions_total{level="critical"} 0.0',
+    'webpaas_bridge_transitions_total{level="ok"} 0.0',
+    'webpaas_bridge_delivery_attempts_total{integration_type="health.slack",'
+    'outcome="failed"} 0.0',
+    'webpaas_bridge_delivery_attempts_total{integration_type="health.pagerduty",'
+    'outcome="expired"} 0.0',
+    'webpaas_bridge_delivery_retries_total{integration_type="health.slack"} 0.0',
+    'webpaas_bridge_dead_letters_total{integration_type="health.pagerduty"} 0.0',
+    "webpaas_bridge_outbox_pending 0.0",
+    "webpaas_bridge_outbox_dead 0.0",
+    "webpaas_bridge_outbox_oldest_pending_age_seconds 0.0",
+    'webpaas_bridge_delivery_duration_seconds_count{integration_type="health.slack"}'
+    " 0.0",
+    "webpaas_bridge_delivery_worker_up 1.0",
+]
+
+
+def test_metrics_listed_before_traffic(client: TestClient) -> None:
+    text = client.get("/metrics").text
+
+    for sample in EXPECTED_SAMPLES:
+        assert sample in text
+
+
+def test_metrics_count_delivery(client: TestClient, target: RecordingTarget) -> None:
+    client.post("/alertmanager", json=message(alert()), headers=BEARER)
+    wait_for(lambda: len(target.events) == 1)
+    text = ""
+
+    def delivered() -> bool:
+        nonlocal text
+        text = client.get("/metrics").text
+        return (
+            'webpaas_bridge_delivery_attempts_total{integration_type="health.webhook",'
+            'outcome="delivered"} 1.0' in text
+        )
+
+    wait_for(delivered)
+
+    assert (
+        "webpaas_bridge_delivery_duration_seconds_count{integration_type="
+        '"health.webhook"} 1.0' in text
+    )
+    assert "webpaas_bridge_outbox_pending 0.0" in text
+
+
+def test_accepted_message_visible_to_other_connection(
+    client: TestClient, store: SQLiteStore
+) -> None:
+    response = client.post("/alertmanager", json=message(alert()), headers=BEARER)
+
+    # A second connection sees only what was committed to the file.
+    with sqlite3.connect(store.path) as other:
+        disks = other.execute("SELECT level FROM disks").fetchall()
+        events = other.execute("SELECT type FROM events").fetchall()
+        deliveries = other.execute("SELECT integration_id FROM deliveries").fetchall()
+    assert response.status_code == 200
+    assert disks == [(1,)]
+    assert events == [("warning",)]
+    assert deliveries == [("hook",)]
+
+
+def test_hostile_text_accepted_and_sendable(
+    client: TestClient, target: RecordingTarget
+) -> None:
+    hostile = alert(service='a"b<c>&d_e\n\tf\u00e9\U0001f4a5')
+    hostile["annotations"]["summary"] = "x" * 100_000
+    raw = json.dumps(message(hostile)).replace("\\u00e9", "\\ud800").encode()
+    raw = raw.replace(b"http://alertmanager:9093", b"http://am/\\udfff")
+
+    response = client.post(
+        "/alertmanager",
+        content=raw,
+        headers={**BEARER, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 200
+    wait_for(lambda: len(target.events) == 1)
+    (event,) = target.events
+    for body in (
+        webhook.build_request(event, None, datetime.now(UTC))[0],
+        json_bytes(slack.build_message(event, "#alerts", None)),
+        json_bytes(pagerduty.build_event(event, "r" * 32)),
+    ):
+        assert json.loads(body)
+
+
 def test_config_integrations_synced(store: SQLiteStore) -> None:
     declared = Integration(
         id="cfg",
@@ -436,6 +531,60 @@ def test_ten_thousand_alerts_one_commit(
     # The target is under one second on a laptop; the bound leaves room for
     # slow CI machines.
     assert elapsed < 10
+
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def realistic_alert(rule: dict[str, Any]) -> dict[str, Any]:
+    """Return an alert as Alertmanager sends it for one of the shipped rules."""
+    labels = {
+        "alertname": rule["alert"],
+        **rule["labels"],
+        "project": "shop",
+        "environment": "production",
+        "job": "node",
+        "instance": "checkout-worker-00000.shop-production.example.com:9100",
+        "service": "checkout-worker",
+        "mountpoint": "/var/lib/containers/storage/overlay",
+        "device": "/dev/mapper/vg0-containers",
+        "fstype": "xfs",
+    }
+    # Prometheus prints the rule's expression without comments, then
+    # Alertmanager forwards the link as generatorURL.
+    lines = (line.split("#", 1)[0] for line in rule["expr"].splitlines())
+    expression = " ".join(" ".join(lines).split())
+    annotations = {
+        name: text.replace("{{ $labels.mountpoint }}", labels["mountpoint"])
+        for name, text in rule["annotations"].items()
+    }
+    return {
+        "status": "firing",
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": "2026-12-04T10:00:00.123456789Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "https://prometheus.shop-production.example.com/graph?g0.expr="
+        + urllib.parse.quote_plus(expression)
+        + "&g0.tab=1",
+        "fingerprint": "0123456789abcdef",
+    }
+
+
+@pytest.mark.parametrize(
+    "rules_file", ["node-exporter-disk.rules.yml", "webpaas-disk.rules.yml"]
+)
+def test_default_limit_fits_ten_thousand_alerts(rules_file: str) -> None:
+    document = yaml.safe_load((RULES / rules_file).read_text())
+    longest = max(
+        (realistic_alert(rule) for rule in document["groups"][0]["rules"]),
+        key=lambda alert: len(json.dumps(alert)),
+    )
+    alerts = [longest] * 10_000
+
+    size = len(json.dumps(message(*alerts)).encode())
+
+    assert size < Settings().max_request_bytes
 
 
 def admin_app() -> Starlette:
@@ -482,3 +631,15 @@ def test_require_admin_disabled_without_token() -> None:
 
     assert response.status_code == 403
     assert "admin API is disabled" in response.text
+
+
+def test_truncated_message_logs_warning(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {**message(alert()), "truncatedAlerts": 7}
+
+    with caplog.at_level("WARNING", logger="bridge.app"):
+        response = client.post("/alertmanager", json=body, headers=BEARER)
+
+    assert response.status_code == 200
+    assert "truncated_alerts=7" in caplog.text

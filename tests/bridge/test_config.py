@@ -9,6 +9,7 @@ import pytest
 from bridge.config import (
     DEFAULT_DB,
     MIB,
+    SPECS_BY_NAME,
     Settings,
     load_settings,
     require_credentials,
@@ -33,7 +34,7 @@ def test_defaults_without_file_or_environment() -> None:
     assert settings.db == DEFAULT_DB
     assert settings.slack_api_url == "https://slack.com/api"
     assert settings.pagerduty_events_url == "https://events.pagerduty.com/v2/enqueue"
-    assert settings.max_request_bytes == 32 * MIB
+    assert settings.max_request_bytes == 64 * MIB
     assert settings.allow_private_targets is False
     assert settings.bridge_token is None
 
@@ -249,3 +250,40 @@ def test_insecure_flag_starts_with_warnings() -> None:
 )
 def test_split_listen(text: str, expected: tuple[str, int]) -> None:
     assert split_listen(text) == expected
+
+
+# One valid environment value per setting, with the value it must give.
+ENVIRONMENT_VALUES = {
+    "listen": ("127.0.0.1:1", "127.0.0.1:1"),
+    "db": ("/tmp/every.db", "/tmp/every.db"),
+    "bridge_token": ("bridge-token-every", "bridge-token-every"),
+    "bridge_username": ("alertmanager", "alertmanager"),
+    "bridge_password": ("password-every", "password-every"),
+    "admin_token": ("admin-token-every", "admin-token-every"),
+    "insecure_no_auth": ("yes", True),
+    "slack_api_url": ("http://127.0.0.1:9/slack", "http://127.0.0.1:9/slack"),
+    "pagerduty_events_url": ("http://127.0.0.1:9/pd", "http://127.0.0.1:9/pd"),
+    "allow_private_targets": ("1", True),
+    "max_request_bytes": ("4096", 4096),
+    "delivery_timeout_seconds": ("3", 3.0),
+    "delivery_backoff_base_seconds": ("0.5", 0.5),
+    "delivery_backoff_max_seconds": ("30", 30.0),
+    "delivery_max_age_seconds": ("60", 60.0),
+    "delivery_max_in_flight": ("8", 8),
+    "delivery_max_in_flight_per_integration": ("2", 2),
+    "delivery_poll_seconds": ("0.5", 0.5),
+    "log_level": ("DEBUG", "debug"),
+    "log_format": ("json", "json"),
+}
+
+
+def test_every_setting_has_environment_variable() -> None:
+    environ = {
+        SPECS_BY_NAME[name].env: text for name, (text, _) in ENVIRONMENT_VALUES.items()
+    }
+
+    settings = load_settings(None, environ=environ)
+
+    assert set(ENVIRONMENT_VALUES) == set(SPECS_BY_NAME)
+    for name, (_, expected) in ENVIRONMENT_VALUES.items():
+        assert getattr(settings, name) == expected, name

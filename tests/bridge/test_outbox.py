@@ -20,7 +20,7 @@ from bridge.metrics import BridgeMetrics
 from bridge.model import DiskKey, Event, EventType, Level
 from bridge.outbox import DeliveryWorker, backoff_seconds
 from bridge.state import DiskState
-from bridge.store.base import DEAD, DELIVERED, Transitions
+from bridge.store.base import DEAD, DELIVERED, StoreError, Transitions
 from bridge.store.sqlite import SQLiteStore
 from bridge.targets.base import (
     Delivered,
@@ -239,6 +239,37 @@ def test_target_exception_is_retried(store: SQLiteStore) -> None:
     run_worker(store, target, lambda: statuses(store) == [DELIVERED])
 
     assert len(target.sent) == 2
+
+
+class UnrecordableStore(SQLiteStore):
+    """Fails to record the first ``failures`` deliveries, like a full disk."""
+
+    failures = 3
+
+    def mark_delivered(
+        self, delivery_id: int, now: datetime, thread_ref: str | None
+    ) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreError("SQLite mark_delivered failed: database or disk is full")
+        super().mark_delivered(delivery_id, now, thread_ref)
+
+
+def test_unrecorded_outcome_backs_off(tmp_path: Path) -> None:
+    store = UnrecordableStore(tmp_path / "bridge.db")
+    store.create_integration(Integration(id="hook", type="health.webhook"))
+    add_event(store, "warn")
+    target = FakeTarget()
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED])
+    store.close()
+
+    assert len(target.sent) == 4
+    gaps = [b.at - a.at for a, b in zip(target.sent, target.sent[1:], strict=False)]
+    # Without a hold the worker would resend at once, about every 10 ms.
+    assert gaps[0] >= 0.025
+    assert gaps[1] >= 0.05
+    assert gaps[2] >= 0.1
 
 
 def test_disk_order_kept_while_retrying(store: SQLiteStore) -> None:

@@ -178,6 +178,40 @@ CASES = [
         [W],
         Level.WARNING,
     ),
+    # HA pair: one Alertmanager saw the period start at 5, its peer at 0
+    # (Alertmanager keeps the earliest startsAt it merged); the peer's
+    # resolve still ends the period.
+    (
+        "ha_peer_resolve_with_earlier_starts_at",
+        [[fire("warning", 5)], [fire("warning", 0)], [resolve("warning", 0, 30)]],
+        [W, A],
+        Level.OK,
+    ),
+    # HA pair: the peer's late firing message, with its later startsAt,
+    # arrives after the resolve and is not a new period.
+    (
+        "ha_peer_late_firing_after_resolve",
+        [[fire("warning", 0)], [resolve("warning", 0, 30)], [fire("warning", 5)]],
+        [W, A],
+        Level.OK,
+    ),
+    # The same for critical under a firing warning: a de-escalation.
+    (
+        "ha_peer_critical_resolve_with_earlier_starts_at",
+        [
+            [fire("warning"), fire("critical", 10)],
+            [fire("warning"), resolve("critical", 5, 30)],
+        ],
+        [C, D],
+        Level.WARNING,
+    ),
+    # A period that starts right after the resolve ended is new.
+    (
+        "refire_just_after_resolve",
+        [[fire("warning")], [resolve("warning", 0, 30)], [fire("warning", 30.5)]],
+        [W, A, W],
+        Level.WARNING,
+    ),
     # A new firing period after an all-clear notifies again.
     (
         "refire_after_clear",

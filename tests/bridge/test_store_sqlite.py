@@ -253,6 +253,23 @@ def test_due_deliveries_keep_disk_order(store: SQLiteStore) -> None:
     assert [item.event.id for item in after] == ["clear"]
 
 
+def test_disk_order_is_per_integration(store: SQLiteStore) -> None:
+    store.create_integration(slack("a"))
+    store.create_integration(slack("b"))
+    commit_events(store, event("warn"))
+    commit_events(store, event("clear", level=Level.OK))
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    warnings = {item.integration_id: item for item in store.due_deliveries(later, 10)}
+
+    # "a" keeps failing while "b" delivers: only b's all-clear may follow.
+    store.mark_retry(warnings["a"].id, later + timedelta(hours=1), "HTTP 503")
+    store.mark_delivered(warnings["b"].id, later, thread_ref=None)
+    due = store.due_deliveries(later, limit=10)
+
+    assert sorted(warnings) == ["a", "b"]
+    assert [(item.integration_id, item.event.id) for item in due] == [("b", "clear")]
+
+
 def test_thread_ref_kept_until_all_clear(store: SQLiteStore) -> None:
     store.create_integration(slack("a"))
     commit_events(store, event("warn"))

@@ -176,7 +176,16 @@ def test_ratelimited_in_200_is_retried(slack_fake: SlackFake) -> None:
 
     outcome = send(slack_fake)
 
-    assert outcome == Retry("Slack could not post the message: ratelimited")
+    assert outcome == Retry("Slack rate limit: ratelimited")
+
+
+def test_ratelimited_in_200_honours_retry_after(slack_fake: SlackFake) -> None:
+    slack_fake.fail_next_error("ratelimited", status=200, retry_after=12)
+
+    outcome = send(slack_fake)
+
+    assert outcome == Retry("Slack rate limit: ratelimited", after=12.0)
+    assert slack_fake.messages == []
 
 
 @pytest.mark.parametrize(

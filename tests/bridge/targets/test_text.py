@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.text import (
     ELLIPSIS,
@@ -115,3 +118,46 @@ def test_json_bytes_round_trips_hostile_text() -> None:
     encoded = json_bytes(value)
 
     assert json.loads(encoded) == value
+
+
+# Characters that stress cutting: entities, markup, a combining accent, a
+# zero-width joiner, an emoji with a variation selector and a skin tone.
+HOSTILE = st.text(
+    st.sampled_from([*"ab&<>_\n\t", "\u0301", "\u200d", "\U0001f4a5", "\ufe0f"])
+    | st.sampled_from(["\U0001f3fb", "\u00e9"]),
+    max_size=300,
+)
+NOTE = re.compile(f"{ELLIPSIS} and ([0-9]+) more characters$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE, st.integers(min_value=0, max_value=200))
+def test_truncate_fits_and_counts_exactly(text: str, limit: int) -> None:
+    result = truncate(text, limit)
+
+    if len(text) <= limit:
+        assert result == text
+        return
+    assert len(result) <= limit
+    note = NOTE.search(result)
+    if note is not None:
+        kept = result[: note.start()]
+        assert text.startswith(kept)
+        assert len(kept) + int(note[1]) == len(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE, st.integers(min_value=0, max_value=200))
+def test_truncate_escaped_fits_whole_entities(text: str, limit: int) -> None:
+    escaped = escape_slack(text)
+
+    result = truncate_escaped(text, limit)
+
+    if len(escaped) <= limit:
+        assert result == escaped
+        return
+    assert len(result) <= limit
+    note = NOTE.search(result)
+    kept = result[: note.start()] if note is not None else result
+    assert escaped.startswith(kept)
+    assert not re.search(r"&[a-z]*$", kept)

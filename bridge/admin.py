@@ -9,6 +9,9 @@
     PATCH  /integrations/{id}            change the given fields only
     DELETE /integrations/{id}            delete one
     POST   /integrations/{id}/validate   check one live
+    GET    /deliveries                   list outbox rows (?status=dead for
+                                         dead letters)
+    POST   /deliveries/{id}/retry        make a dead letter pending, due now
     GET    /openapi.json                 this API as an OpenAPI 3.1 document
 
 Every route requires the admin credential. Integrations declared in the
@@ -24,8 +27,9 @@ result in ``validation``, because a target that is down right now is no
 reason to lose the operator's input. ``?check=false`` skips the live check.
 
 Secrets are write-only. Responses carry `Integration.public_view` only, and
-every problem reason passes through `_redact` before it leaves, so even a
-target that quotes a secret in its error text cannot leak it.
+every problem reason and delivery error passes through `_redact` before it
+leaves, so even a target that quotes a secret in its error text cannot leak
+it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from functools import wraps
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -54,7 +59,15 @@ from bridge.admin_input import (
 )
 from bridge.auth import require_admin
 from bridge.integrations import SECRET_FIELDS, Integration, Source
-from bridge.store.base import IntegrationConflict, IntegrationNotFound, StoreError
+from bridge.store.base import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    Delivery,
+    IntegrationConflict,
+    IntegrationNotFound,
+    StoreError,
+)
 from bridge.targets.base import Problem, SendContext, Target
 from bridge.validation import validate_integration
 
@@ -69,6 +82,13 @@ logger = logging.getLogger(__name__)
 LIVE_CHECK_TIMEOUT_SECONDS = 20.0
 
 OPENAPI_RESOURCE = "admin-api.openapi.json"
+
+# Rows that one GET /deliveries returns at most, and by default.
+MAX_DELIVERIES_LIMIT = 1000
+DEFAULT_DELIVERIES_LIMIT = 100
+DELIVERY_STATUSES = (PENDING, DELIVERED, DEAD)
+# SQLite integers are signed 64-bit; a larger id cannot name a row.
+MAX_DELIVERY_ID = 2**63 - 1
 
 # Field names that hold a secret in any integration type.
 _SECRET_NAMES = frozenset(name for names in SECRET_FIELDS.values() for name in names)
@@ -95,6 +115,8 @@ def admin_routes() -> list[BaseRoute]:
             _admin(validate_one_integration),
             methods=["POST"],
         ),
+        Route("/deliveries", _admin(list_deliveries), methods=["GET"]),
+        Route("/deliveries/{id}/retry", _admin(retry_delivery), methods=["POST"]),
     ]
 
 
@@ -254,6 +276,122 @@ async def validate_all_integrations(request: Request) -> Response:
     return JSONResponse(
         {"valid": all(result["valid"] for result in results), "results": results}
     )
+
+
+async def list_deliveries(request: Request) -> Response:
+    """List outbox rows, newest first; ``?status=dead`` lists dead letters."""
+    status = request.query_params.get("status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise _Reject(
+            400,
+            f"query parameter status must be one of {', '.join(DELIVERY_STATUSES)}, "
+            f"not {status!r}",
+        )
+    limit = _limit_parameter(request)
+    deliveries = await _call_store(request, "list_deliveries", status, limit)
+    secret_values = await _all_secret_values(request)
+    return JSONResponse(
+        {
+            "deliveries": [
+                _delivery_view(delivery, secret_values) for delivery in deliveries
+            ]
+        }
+    )
+
+
+async def retry_delivery(request: Request) -> Response:
+    """Make a dead letter pending again, due now, and wake the worker."""
+    text = request.path_params["id"]
+    delivery_id = _whole_number(text, MAX_DELIVERY_ID)
+    if delivery_id is None:
+        raise _dead_letter_not_found(text)
+    try:
+        delivery: Delivery = await run_in_threadpool(
+            request.app.state.store.requeue_delivery, delivery_id, datetime.now(UTC)
+        )
+    except LookupError:
+        # requeue_delivery raises it for an unknown id and for a row that
+        # is pending or delivered alike.
+        raise _dead_letter_not_found(text) from None
+
+    request.app.state.worker.wake()
+    logger.info(
+        "dead letter requeued delivery_id=%d event_id=%s integration=%s attempts=%d",
+        delivery.id,
+        delivery.event.id,
+        delivery.integration_id,
+        delivery.attempts,
+    )
+    secret_values = await _all_secret_values(request)
+    return JSONResponse({"delivery": _delivery_view(delivery, secret_values)})
+
+
+def _limit_parameter(request: Request) -> int:
+    text = request.query_params.get("limit")
+    if text is None:
+        return DEFAULT_DELIVERIES_LIMIT
+    limit = _whole_number(text, MAX_DELIVERIES_LIMIT)
+    if limit is None:
+        raise _Reject(
+            400,
+            f"query parameter limit must be a whole number from 1 to "
+            f"{MAX_DELIVERIES_LIMIT}, not {text!r}",
+        )
+    return limit
+
+
+def _whole_number(text: str, maximum: int) -> int | None:
+    """Parse ASCII digits as a number from 1 to ``maximum``, else return None.
+
+    The length check comes first, because int() rejects strings of more
+    than 4300 digits with ValueError.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    number = int(text)
+    return number if 1 <= number <= maximum else None
+
+
+def _dead_letter_not_found(delivery_id: str) -> _Reject:
+    return _Reject(
+        404,
+        f"no dead letter has the id {json.dumps(delivery_id)}; list the dead "
+        "letters with GET /api/v1/deliveries?status=dead",
+    )
+
+
+async def _all_secret_values(request: Request) -> list[str]:
+    """Return every stored secret, to redact delivery errors with."""
+    integrations = await _call_store(request, "list_integrations")
+    return [
+        value for integration in integrations for value in integration.secrets.values()
+    ]
+
+
+def _delivery_view(delivery: Delivery, secret_values: list[str]) -> dict[str, Any]:
+    """Show one outbox row; ``last_error`` is redacted like problem reasons."""
+    event = delivery.event
+    last_error = delivery.last_error
+    return {
+        "id": delivery.id,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "event_id": event.id,
+        "event_type": event.type.value,
+        "level": event.level.label,
+        "integration_id": delivery.integration_id,
+        "integration_type": delivery.integration_type,
+        "disk": {"id": delivery.disk_id, "labels": event.disk.as_dict()},
+        "last_error": (
+            _redact(last_error, secret_values) if last_error is not None else None
+        ),
+        "occurred_at": event.occurred_at.isoformat(),
+        "created_at": delivery.created_at.isoformat(),
+        "next_attempt_at": delivery.next_attempt_at.isoformat(),
+        "delivered_at": (
+            delivery.delivered_at.isoformat() if delivery.delivered_at else None
+        ),
+    }
 
 
 async def _validate_for_write(

@@ -3,8 +3,9 @@
 Alertmanager authenticates with a bearer token or HTTP basic auth, as its
 ``http_config`` sends them (``authorization`` or ``basic_auth``). The admin
 API takes a bearer token of its own, and the Alertmanager credential never
-passes as admin. Every comparison uses `hmac.compare_digest`, so the time
-taken does not reveal how much of a guess was right.
+passes as admin. Every comparison runs `hmac.compare_digest` on SHA-256
+digests of both values, so the time taken reveals neither how much of a
+guess was right nor the length of the expected value.
 
 A missing credential is answered 401 with ``WWW-Authenticate``, a wrong one
 403. Messages never quote what the client sent.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 from typing import TYPE_CHECKING
 
@@ -27,7 +29,12 @@ _REALM = 'Bearer realm="webpaas-bridge"'
 
 
 def _same(presented: str, expected: str) -> bool:
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    # compare_digest returns early when the lengths differ, so both sides are
+    # hashed to 32 bytes first.
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode()).digest(),
+        hashlib.sha256(expected.encode()).digest(),
+    )
 
 
 def _split_authorization(request: Request) -> tuple[str, str] | None:

@@ -200,7 +200,8 @@ async def check_url(
     except httpx.InvalidURL as error:
         # httpx rejects some inet_aton spellings such as 0177.0.0.1; name
         # the address they stand for, since that is the real problem.
-        _raise_if_blocked_literal(str(url), field)
+        if not allow_private:
+            _raise_if_blocked_literal(str(url), field)
         raise UnsafeTarget("is not a valid URL", field) from error
     if parsed.scheme not in ("http", "https"):
         raise UnsafeTarget("must start with http:// or https://", field)

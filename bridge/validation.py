@@ -15,6 +15,7 @@ import base64
 import re
 import secrets
 
+import httpx
 from jwcrypto import jwk
 from jwcrypto.common import JWException, base64url_decode
 
@@ -43,6 +44,10 @@ _MAX_CHANNEL_NAME = 80
 # 32-character Integration Key of an integration.
 _ROUTING_KEY_LENGTH = 32
 _ROUTING_KEY = re.compile(r"[A-Za-z0-9]{32}")
+# A DNS label (RFC 1123 section 2.1), with "_" as some zones use it. IDN
+# hosts are checked in their xn-- form.
+_HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+_MAX_HOST_NAME = 253
 
 
 def generate_shared_key() -> str:
@@ -138,16 +143,20 @@ async def _webhook_problems(
     fields: dict[str, str], allow_private: bool, resolver: netguard.Resolver
 ) -> list[Problem]:
     problems = []
-    try:
-        await netguard.check_url(
-            fields["url"], allow_private=allow_private, resolver=resolver
-        )
-    except netguard.ResolutionFailed:
-        # Not a shape problem: DNS may be down right now, and every delivery
-        # checks the resolved addresses again before it connects.
-        pass
-    except netguard.UnsafeTarget as error:
-        problems.append(Problem("url", str(error)))
+    shape_problem = _url_shape_problem(fields["url"])
+    if shape_problem is not None:
+        problems.append(shape_problem)
+    else:
+        try:
+            await netguard.check_url(
+                fields["url"], allow_private=allow_private, resolver=resolver
+            )
+        except netguard.ResolutionFailed:
+            # Not a shape problem: DNS may be down right now, and every
+            # delivery checks the resolved addresses again before it connects.
+            pass
+        except netguard.UnsafeTarget as error:
+            problems.append(Problem("url", str(error)))
 
     shared_key = fields.get("shared_key")
     if shared_key:
@@ -155,6 +164,45 @@ async def _webhook_problems(
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def _url_shape_problem(url: str) -> Problem | None:
+    """Reject URLs that netguard parses but no delivery could use.
+
+    A host that is not an IP address or a DNS name (spaces, percent
+    escapes) never resolves, and a port outside 1 to 65535 never connects.
+    A user or password in the URL would be shown in clear by every read,
+    because only the secret fields are write-only.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        # netguard names the address behind spellings that httpx rejects.
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    if parsed.userinfo:
+        return Problem(
+            "url",
+            "must not contain a user or password, because the URL is shown in "
+            "clear; sign events with a shared key instead",
+        )
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return Problem("url", f"has port {parsed.port}; use a port from 1 to 65535")
+    host = parsed.raw_host.decode("ascii").lower()
+    if netguard.parse_host_address(host) is None and not _is_host_name(host):
+        return Problem(
+            "url",
+            f"host {parsed.host!r} is neither an IP address nor a valid DNS name",
+        )
+    return None
+
+
+def _is_host_name(host: str) -> bool:
+    name = host.removesuffix(".")
+    if not 1 <= len(name) <= _MAX_HOST_NAME:
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def shared_key_problem(shared_key: str) -> Problem | None:

@@ -1,9 +1,10 @@
-"""The ``webpaas`` command: rule rendering and integration management."""
+"""The ``webpaas`` command: rules, integrations and the delivery outbox."""
 
 from __future__ import annotations
 
 import click
 
+from bridge.cli.delivery_commands import deliveries_list, deliveries_retry
 from bridge.cli.integration_commands import (
     integration_add,
     integration_delete,
@@ -18,7 +19,7 @@ from bridge.cli.rules_command import rules_render
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Manage webpaas-health: render alert rules, manage integrations."""
+    """Manage webpaas-health: alert rules, integrations and deliveries."""
 
 
 main.add_command(rules_render, "rules:render")
@@ -28,4 +29,6 @@ main.add_command(integration_get, "integration:get")
 main.add_command(integration_update, "integration:update")
 main.add_command(integration_delete, "integration:delete")
 main.add_command(integration_validate, "integration:validate")
+main.add_command(deliveries_list, "deliveries:list")
+main.add_command(deliveries_retry, "deliveries:retry")
 main.add_command(key_generate, "key:generate")

@@ -10,6 +10,7 @@ class:
     ├── InvalidIntegration   4  validation found problems
     ├── CredentialError      5  admin token missing or rejected
     ├── UnknownIntegration   6  no integration has the id
+    ├── UnknownDeadLetter    6  no dead letter has the id
     └── ReadOnlyIntegration  7  declared in the config file
 
 Usage errors (a bad or missing option) exit with click's code 2.
@@ -83,6 +84,12 @@ class UnknownIntegration(CliError):
     exit_code = EXIT_NOT_FOUND
 
 
+class UnknownDeadLetter(CliError):
+    """No dead letter has the requested delivery id."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
 class ReadOnlyIntegration(CliError):
     """The integration is declared in the config file and cannot change here."""
 
@@ -92,8 +99,22 @@ class ReadOnlyIntegration(CliError):
 class AdminClient:
     """Sends admin API requests and turns every failure into a `CliError`."""
 
-    def __init__(self, api_url: str, admin_token: str | None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        admin_token: str | None,
+        token_source: str,
+    ) -> None:
+        """Open an HTTP client for the bridge's admin API.
+
+        Args:
+            api_url: the bridge's base URL, without ``/api/v1``.
+            admin_token: the admin token, or None when none was given.
+            token_source: where the token came from (an option or a
+                variable), for the message when the bridge rejects it.
+        """
         self.api_url = api_url
+        self.token_source = token_source
         self._admin_token = admin_token
         self._http = httpx.Client(
             base_url=api_url + API_PREFIX, timeout=REQUEST_TIMEOUT
@@ -110,10 +131,12 @@ class AdminClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         integration_id: str | None = None,
+        delivery_id: str | None = None,
     ) -> Any:
         """Send one request and return its decoded JSON body (None for 204).
 
-        ``integration_id`` names the integration in a 404 or 409 message.
+        ``integration_id`` names the integration in a 404 or 409 message,
+        ``delivery_id`` the dead letter in a 404 message.
         """
         if not self._admin_token:
             raise CredentialError(
@@ -143,10 +166,21 @@ class AdminClient:
         body = _decode(response, self.api_url)
         if response.is_success:
             return body
-        raise self._error_for(response.status_code, body, integration_id)
+        raise self._error_for(response.status_code, body, integration_id, delivery_id)
+
+    def unknown_integration(self, integration_id: str) -> UnknownIntegration:
+        """Build the error for an integration id that the bridge does not have."""
+        return UnknownIntegration(
+            f"integration {integration_id!r} not found at {self.api_url}; "
+            "list the ids with `webpaas integration:list`"
+        )
 
     def _error_for(
-        self, status: int, body: dict[str, Any], integration_id: str | None
+        self,
+        status: int,
+        body: dict[str, Any],
+        integration_id: str | None,
+        delivery_id: str | None,
     ) -> CliError:
         message = str(body.get("error", "no error message"))
         if status == 401:
@@ -156,14 +190,16 @@ class AdminClient:
             )
         if status == 403:
             return CredentialError(
-                f"webpaas-bridge at {self.api_url} rejected the admin token; "
-                "use the value of the bridge's WEBPAAS_ADMIN_TOKEN, not the "
-                "Alertmanager token"
+                f"webpaas-bridge at {self.api_url} rejected the admin token from "
+                f"{self.token_source}; use the value of the bridge's "
+                "WEBPAAS_ADMIN_TOKEN, not the Alertmanager token"
             )
         if status == 404 and integration_id is not None:
-            return UnknownIntegration(
-                f"integration {integration_id!r} not found at {self.api_url}; "
-                "list the ids with `webpaas integration:list`"
+            return self.unknown_integration(integration_id)
+        if status == 404 and delivery_id is not None:
+            return UnknownDeadLetter(
+                f"no dead letter has the id {delivery_id!r} at {self.api_url}; "
+                "list the dead letters with `webpaas deliveries:list --failed`"
             )
         if status == 409 and integration_id is not None:
             return ReadOnlyIntegration(
@@ -185,6 +221,12 @@ def _decode(response: httpx.Response, api_url: str) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict):
+        if response.is_server_error:
+            # Starlette responds to an unhandled error with a plain-text 500.
+            raise CliError(
+                f"webpaas-bridge at {api_url} failed with HTTP "
+                f"{response.status_code}; see the bridge's log"
+            )
         raise CliError(
             f"{api_url} returned HTTP {response.status_code} without a JSON "
             "object; check that --api-url points at webpaas-bridge"

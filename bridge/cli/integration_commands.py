@@ -8,6 +8,7 @@ secret out of the process list and shell history.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,11 @@ from bridge.cli.output import (
     echo_validation,
 )
 from bridge.integrations import REQUIRED_FIELDS, SECRET_FIELDS, SETTING_FIELDS, TYPES
+
+# Every id the bridge can hold: 12 hexadecimal characters for integrations
+# added through the API, and this rule for those in the config file. An id
+# outside it, such as ".." or one with "/", would reach another route.
+_INTEGRATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # Option spelling of each API field.
 OPTION_NAMES = {
@@ -157,7 +163,9 @@ def integration_get(
     characters.
     """
     answer = client.request(
-        "GET", f"/integrations/{_quote(integration_id)}", integration_id=integration_id
+        "GET",
+        _integration_path(client, integration_id),
+        integration_id=integration_id,
     )
     if output_format == "json":
         echo_json(answer)
@@ -199,7 +207,7 @@ def integration_update(
 
     answer = client.request(
         "PATCH",
-        f"/integrations/{_quote(integration_id)}",
+        _integration_path(client, integration_id),
         json_body=fields,
         params=_check_params(options["no_check"]),
         integration_id=integration_id,
@@ -214,7 +222,7 @@ def integration_delete(client: AdminClient, integration_id: str) -> None:
     """Delete an integration added through the API."""
     client.request(
         "DELETE",
-        f"/integrations/{_quote(integration_id)}",
+        _integration_path(client, integration_id),
         integration_id=integration_id,
     )
     click.echo(f"deleted integration {integration_id}")
@@ -240,7 +248,7 @@ def integration_validate(
     else:
         answer = client.request(
             "POST",
-            f"/integrations/{_quote(integration_id)}/validate",
+            _integration_path(client, integration_id, "/validate"),
             integration_id=integration_id,
         )
         results = [answer]
@@ -284,10 +292,13 @@ def _check_params(no_check: bool) -> dict[str, str] | None:
     return {"check": "false"} if no_check else None
 
 
-def _quote(integration_id: str) -> str:
-    # Ids are path segments; quote so that an id with '/' or '?' names an
-    # integration and not another route.
-    return quote(integration_id, safe="")
+def _integration_path(
+    client: AdminClient, integration_id: str, suffix: str = ""
+) -> str:
+    """Return the API path of an integration, or raise for an impossible id."""
+    if not _INTEGRATION_ID.fullmatch(integration_id):
+        raise client.unknown_integration(integration_id)
+    return f"/integrations/{quote(integration_id, safe='')}{suffix}"
 
 
 def _echo_write(verb: str, answer: dict[str, Any], output_format: str) -> None:

@@ -73,8 +73,8 @@ def admin_options(command: Command) -> Command:
         **kwargs: Any,
     ) -> Any:
         context = click.get_current_context()
-        token = _admin_token(context, admin_token, admin_token_file)
-        client = AdminClient(_normalize_api_url(api_url), token)
+        token, token_source = _admin_token(context, admin_token, admin_token_file)
+        client = AdminClient(_normalize_api_url(api_url), token, token_source)
         try:
             return command(*args, client=client, **kwargs)
         finally:
@@ -87,8 +87,8 @@ def admin_options(command: Command) -> Command:
 
 def _admin_token(
     context: click.Context, token: str | None, token_file: str | None
-) -> str | None:
-    """Pick the admin token: command line first, then the environment.
+) -> tuple[str | None, str]:
+    """Pick the admin token and name its source: command line first.
 
     A missing token is reported by the first request, so that a usage error
     in the same command line is reported first.
@@ -102,9 +102,21 @@ def _admin_token(
     elif file_source is ParameterSource.COMMANDLINE:
         token = None
 
-    if token is None and token_file is not None:
-        token = read_secret_file(token_file, "--admin-token-file")
-    return token or None
+    if token is not None:
+        where = (
+            "--admin-token"
+            if token_source is ParameterSource.COMMANDLINE
+            else "WEBPAAS_ADMIN_TOKEN"
+        )
+        return token or None, where
+    if token_file is not None:
+        option = (
+            "--admin-token-file"
+            if file_source is ParameterSource.COMMANDLINE
+            else "WEBPAAS_ADMIN_TOKEN_FILE"
+        )
+        return read_secret_file(token_file, option), f"{option} {token_file!r}"
+    return None, "--admin-token"
 
 
 def _normalize_api_url(value: str) -> str:

@@ -106,3 +106,69 @@ def _secrets_summary(item: dict[str, Any]) -> str:
         for name in SECRET_FIELDS.get(item["type"], ())
     ]
     return ", ".join(parts) or "-"
+
+
+def echo_delivery_list(deliveries: list[dict[str, Any]], dead_only: bool) -> None:
+    if not deliveries:
+        click.echo("no dead letters" if dead_only else "no deliveries")
+        return
+    rows = [
+        (
+            str(item["id"]),
+            item["status"],
+            str(item["attempts"]),
+            item["integration_id"],
+            item["event_id"],
+            describe_disk(item["disk"]),
+            item["created_at"],
+            item.get("last_error") or "-",
+        )
+        for item in deliveries
+    ]
+    echo_table(
+        (
+            "ID",
+            "STATUS",
+            "ATTEMPTS",
+            "INTEGRATION",
+            "EVENT",
+            "DISK",
+            "CREATED",
+            "LAST ERROR",
+        ),
+        rows,
+    )
+
+
+def echo_delivery(item: dict[str, Any]) -> None:
+    """Print one delivery as ``name: value`` lines."""
+    lines = [
+        ("id", str(item["id"])),
+        ("status", item["status"]),
+        ("attempts", str(item["attempts"])),
+        ("integration", f"{item['integration_id']} ({item['integration_type']})"),
+        ("event", f"{item['event_id']} ({item['event_type']})"),
+        ("disk", describe_disk(item["disk"])),
+        ("last_error", item.get("last_error") or "-"),
+        ("created_at", item["created_at"]),
+        ("next_attempt_at", item["next_attempt_at"]),
+        ("delivered_at", item.get("delivered_at") or "-"),
+    ]
+    width = max(len(name) for name, _ in lines) + 1
+    for name, value in lines:
+        click.echo(f"{name + ':':<{width}} {value}")
+
+
+def describe_disk(disk: dict[str, Any]) -> str:
+    """Name a disk by its labels, e.g. ``shop/main/db:/var/lib/mysql``.
+
+    Falls back to the disk id when the labels have none of the usual names.
+    """
+    labels = disk.get("labels") or {}
+    owner = "/".join(
+        labels[name] for name in ("project", "environment", "service") if name in labels
+    )
+    mountpoint = labels.get("mountpoint", "")
+    if owner and mountpoint:
+        return f"{owner}:{mountpoint}"
+    return owner or mountpoint or str(disk.get("id", "-"))

@@ -18,6 +18,8 @@ ADMIN_COMMANDS = (
     "integration:update",
     "integration:delete",
     "integration:validate",
+    "deliveries:list",
+    "deliveries:retry",
 )
 READ_COMMANDS = (
     "integration:list",
@@ -25,6 +27,8 @@ READ_COMMANDS = (
     "integration:validate",
     "integration:add",
     "integration:update",
+    "deliveries:list",
+    "deliveries:retry",
 )
 
 

@@ -208,8 +208,19 @@ def test_store_file_is_private(
     add(webpaas, cleanup, "--type", "health.pagerduty", "--routing-key", ROUTING_KEY)
 
     mode = stat.S_IMODE(bridge.db_path.stat().st_mode)
+    # SQLite's write-ahead log and shared-memory files hold the same data.
+    companions = {
+        path.name: stat.S_IMODE(path.stat().st_mode)
+        for path in bridge.db_path.parent.glob(f"{bridge.db_path.name}-*")
+    }
+    folder_mode = stat.S_IMODE(bridge.db_path.parent.stat().st_mode)
 
     assert mode == 0o600
+    assert companions == {
+        f"{bridge.db_path.name}-wal": 0o600,
+        f"{bridge.db_path.name}-shm": 0o600,
+    }
+    assert folder_mode == 0o700
 
 
 # Reads -----------------------------------------------------------------------
@@ -461,6 +472,38 @@ def test_validate_invalid_exits_4_with_problems(
     assert f"{CONFIG_INTEGRATION_ID} (health.slack): valid" in all_results.stdout
 
 
+def test_validate_webhook_redirect_is_not_followed(
+    webpaas: Webpaas, bridge: Bridge, cleanup: list[str]
+) -> None:
+    integration_id = add(
+        webpaas,
+        cleanup,
+        "--type",
+        "health.webhook",
+        "--url",
+        f"{bridge.webhook.url}/hook",
+        "--shared-key",
+        SHARED_KEY,
+        "--no-check",
+    )
+    before = len(bridge.webhook.requests)
+    # A public receiver that redirects to the metadata address; the bridge
+    # must not follow, so nothing is ever sent there.
+    bridge.webhook.fail_next(
+        status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+
+    result = webpaas.run("integration:validate", integration_id)
+
+    assert result.exit_code == EXIT_INVALID
+    assert (
+        "  url: the test event was not delivered: the webhook receiver answered "
+        "HTTP 302, a redirect; redirects are not followed, so configure the "
+        "final URL\n"
+    ) in result.stdout
+    assert len(bridge.webhook.requests) == before + 1
+
+
 def test_validate_all_valid_exits_0(webpaas: Webpaas) -> None:
     result = webpaas.run("integration:validate")
 
@@ -499,6 +542,24 @@ def test_unknown_id_exits_6(webpaas: Webpaas, arguments: tuple[str, ...]) -> Non
         f"Error: integration '0123456789ab' not found at {bridge_url}; "
         "list the ids with `webpaas integration:list`\n"
     )
+
+
+@pytest.mark.parametrize("integration_id", [".", "..", "a/b", "../openapi.json", "_x"])
+@pytest.mark.parametrize(
+    "command", ["integration:get", "integration:delete", "integration:validate"]
+)
+def test_impossible_id_exits_6_without_request(
+    webpaas: Webpaas, bridge: Bridge, command: str, integration_id: str
+) -> None:
+    # "." and ".." would otherwise reach the list route or the API root.
+    result = webpaas.run(command, integration_id)
+
+    assert result.exit_code == EXIT_NOT_FOUND, result.stdout + result.stderr
+    assert result.stderr == (
+        f"Error: integration {integration_id!r} not found at {bridge.url}; "
+        "list the ids with `webpaas integration:list`\n"
+    )
+    assert CONFIG_INTEGRATION_ID in webpaas.run("integration:list").stdout
 
 
 @pytest.mark.parametrize(
@@ -547,6 +608,47 @@ def test_bad_credential_exits_5(
     assert ALERTMANAGER_TOKEN not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "env", "source"),
+    [
+        (("--admin-token", "wrong-token"), {}, "--admin-token"),
+        ((), {"WEBPAAS_ADMIN_TOKEN": "wrong-token"}, "WEBPAAS_ADMIN_TOKEN"),
+        (("--admin-token-file", "TOKEN_FILE"), {}, "--admin-token-file '{file}'"),
+        (
+            (),
+            {"WEBPAAS_ADMIN_TOKEN": None, "WEBPAAS_ADMIN_TOKEN_FILE": "TOKEN_FILE"},
+            "WEBPAAS_ADMIN_TOKEN_FILE '{file}'",
+        ),
+    ],
+)
+def test_rejected_token_names_its_source(
+    webpaas: Webpaas,
+    tmp_path: Path,
+    options: tuple[str, ...],
+    env: dict[str, str | None],
+    source: str,
+) -> None:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text("wrong-token\n", encoding="utf-8")
+    options = tuple(
+        str(token_file) if item == "TOKEN_FILE" else item for item in options
+    )
+    env = {
+        name: str(token_file) if value == "TOKEN_FILE" else value
+        for name, value in env.items()
+    }
+    bridge_url = webpaas.environment["WEBPAAS_API_URL"]
+
+    result = webpaas.run("integration:list", *options, env=env)
+
+    assert result.exit_code == EXIT_CREDENTIAL
+    assert result.stderr == (
+        f"Error: webpaas-bridge at {bridge_url} rejected the admin token from "
+        f"{source.format(file=token_file)}; use the value of the "
+        "bridge's WEBPAAS_ADMIN_TOKEN, not the Alertmanager token\n"
+    )
+
+
 def test_admin_token_file_is_read(webpaas: Webpaas, tmp_path: Path) -> None:
     token_file = tmp_path / "admin.token"
     token_file.write_text(f"{ADMIN_TOKEN}\n", encoding="utf-8")
@@ -591,6 +693,19 @@ def test_url_of_other_server_exits_1(webpaas: Webpaas, bridge: Bridge) -> None:
     assert (
         "without a JSON object; check that --api-url points at webpaas-bridge"
         in result.stderr
+    )
+
+
+def test_plain_server_error_exits_1(webpaas: Webpaas) -> None:
+    # A server that fails the way Starlette does on an unhandled error.
+    with WebhookReceiver() as server:
+        url = server.url
+        server.fail_next(status=500, body="Internal Server Error")
+        result = webpaas.run("integration:list", "--api-url", url)
+
+    assert result.exit_code == EXIT_UNEXPECTED
+    assert result.stderr == (
+        f"Error: webpaas-bridge at {url} failed with HTTP 500; see the bridge's log\n"
     )
 
 

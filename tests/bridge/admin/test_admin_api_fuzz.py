@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -152,4 +153,48 @@ def test_create_any_bytes_is_4xx_or_201(client: TestClient, content: bytes) -> N
         headers={"Content-Type": "application/json"},
     )
 
+    assert_clear_answer(response.status_code, response.json())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status=st.none() | st.text(max_size=12),
+    limit=st.none() | st.text(max_size=8) | st.integers().map(str),
+)
+def test_list_deliveries_any_query_is_400_or_200(
+    client: TestClient, status: str | None, limit: str | None
+) -> None:
+    params = {
+        name: value
+        for name, value in (("status", status), ("limit", limit))
+        if value is not None
+    }
+
+    response = client.get("/api/v1/deliveries", params=params)
+
+    assert response.status_code in (200, 400), response.text
+    assert_clear_answer(response.status_code, response.json())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(delivery_id=st.text(min_size=1, max_size=20) | st.integers().map(str))
+def test_retry_any_id_is_404(client: TestClient, delivery_id: str) -> None:
+    # The module's store has no dead letter, so every id is unknown.
+    response = client.post(f"/api/v1/deliveries/{quote(delivery_id, safe='')}/retry")
+
+    assert response.status_code == 404, response.text
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    # Starlette routes by the decoded path, so "/", a line break and the
+    # segments "." and ".." never reach the integration route.
+    integration_id=st.text(min_size=1, max_size=40).filter(
+        lambda text: not {"/", "\n"} & set(text) and text not in (".", "..")
+    )
+)
+def test_show_any_id_is_404_or_200(client: TestClient, integration_id: str) -> None:
+    response = client.get(f"/api/v1/integrations/{quote(integration_id, safe='')}")
+
+    assert response.status_code in (200, 404), response.text
     assert_clear_answer(response.status_code, response.json())

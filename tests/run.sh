@@ -2,6 +2,7 @@
 # Set up this machine for the tests (idempotent), then run the linters and
 # the whole suite. Run as root: the suite mounts tmpfs filesystems and
 # starts real Prometheus, Alertmanager and node_exporter on 127.0.0.1.
+# Arguments go to pytest, for example `bash tests/run.sh tests/exporter -x`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -10,4 +11,13 @@ bash deploy/local/setup.sh
 . .venv/bin/activate
 ruff format --check .
 ruff check .
-exec python -m pytest "$@"
+
+status=0
+python -m pytest "$@" || status=$?
+# pytest exits 5 when it collected no test: a wrong path or -k expression
+# would otherwise look like a plain failure, or pass where 5 is ignored.
+if [ "$status" -eq 5 ]; then
+    echo "tests/run.sh: pytest collected no tests; check the paths and -k or -m options" >&2
+    exit 1
+fi
+exit "$status"

@@ -6,7 +6,8 @@
 #
 #   deploy/local/stack.sh up       set up (idempotent) and start what is not running
 #   deploy/local/stack.sh status   show each part, its pid and where it listens
-#   deploy/local/stack.sh demo     fill a scratch filesystem to show every notification
+#   deploy/local/stack.sh demo     fill a scratch filesystem to show every notification,
+#                                  on intervals shortened for the demo only
 #   deploy/local/stack.sh down     stop every part by its pid, unmount the scratch fs
 #
 # Run `up` as root on a fresh machine, because it installs Debian packages;
@@ -263,7 +264,24 @@ start_all() {
     done
 }
 
+# This script's command line as the user would retype it: an absolute path,
+# preceded by the WEBPAAS_STACK_* settings in effect, since `sudo` drops them.
+stack_command() {
+    local name settings=()
+    for name in "${!WEBPAAS_STACK_@}"; do
+        settings+=("$name=$(printf '%q' "${!name}")")
+    done
+    if [ "$(id -u)" -ne 0 ]; then
+        printf 'sudo '
+        ((${#settings[@]})) && printf 'env '
+    fi
+    ((${#settings[@]})) && printf '%s ' "${settings[@]}"
+    printf '%s' "$REPO/deploy/local/stack.sh"
+}
+
 print_endpoints() {
+    local stack
+    stack=$(stack_command)
     cat <<EOF
 
 webpaas-health is running on this machine (state in $STATE):
@@ -278,14 +296,18 @@ Credentials (never printed; each file is readable by $(id -un) only):
   admin token    $SECRETS/admin-token
   webhook key    $SECRETS/webhook-shared-key
 
-Add a Slack or PagerDuty integration with the CLI, for example:
-  WEBPAAS_ADMIN_TOKEN="\$(cat $SECRETS/admin-token)" \\
-    $REPO/.venv/bin/webpaas integration:add --api-url http://127.0.0.1:$BRIDGE_PORT \\
-    --type health.slack --channel '#ops' --token xoxb-...
+Add a Slack or PagerDuty integration with the CLI (put the Slack bot token
+or the PagerDuty routing key alone in a file first), for example:
+  export WEBPAAS_API_URL=http://127.0.0.1:$BRIDGE_PORT
+  export WEBPAAS_ADMIN_TOKEN_FILE=$SECRETS/admin-token
+  $REPO/.venv/bin/webpaas integration:add --type health.slack \\
+      --channel '#ops' --token-file slack.token
+  $REPO/.venv/bin/webpaas integration:add --type health.pagerduty \\
+      --routing-key-file pagerduty.key
 
 Watch notifications:   tail -f $LOGS/receiver.log
-Show a demonstration:  sudo $0 demo
-Stop everything:       sudo $0 down
+Show a demonstration:  $stack demo
+Stop everything:       $stack down
 EOF
 }
 
@@ -336,13 +358,40 @@ cmd_down() {
         stop_part "${PARTS[index]}"
     done
     unmount_demo_disk
+    rmdir "$DEMO_DISK" 2>/dev/null || true
     log "Stopped. Credentials, data and logs stay in $STATE."
 }
 
 # --- demo -------------------------------------------------------------
 
-notification_count() {
-    grep -c '^\[.*\] signature verified' "$LOGS/receiver.log" 2>/dev/null || true
+# Print the receiver's notifications about the demo disk after the first
+# $1 of them, each as the block the receiver printed; with $2 = count, print
+# only how many there are in all. Other disks of this machine may notify
+# during the demo too, so a block counts only when its disk line names the
+# demo disk's mount point.
+demo_notifications() {
+    local skip=$1 mode=${2:-print}
+    [ -f "$LOGS/receiver.log" ] || {
+        [ "$mode" = count ] && echo 0
+        return 0
+    }
+    awk -v disk="$DEMO_DISK" -v skip="$skip" -v mode="$mode" '
+        function flush() {
+            if (block != "" && matched && ++seen > skip && mode != "count")
+                print block
+            block = ""
+            matched = 0
+        }
+        /^\[.*\] signature verified/ { flush(); block = $0; next }
+        block != "" && /^([A-Z_]+:|  )/ {
+            block = block "\n" $0
+            if ($0 ~ /^  disk: / && index($0 ", ", " mountpoint=" disk ", "))
+                matched = 1
+            next
+        }
+        { flush() }
+        END { flush(); if (mode == "count") print seen + 0 }
+    ' "$LOGS/receiver.log"
 }
 
 # Resize the demo's fill file so that the given percentage of the scratch
@@ -357,21 +406,22 @@ fill_demo_disk() {
         fallocate -l "$fill" "$DEMO_DISK/fill"
     fi
     read -r block_size blocks available < <(stat -f -c '%S %b %a' "$DEMO_DISK")
-    log "  $DEMO_DISK now has $((available * 100 / blocks))% available"
+    log "  $DEMO_DISK now has $(awk -v a="$available" -v b="$blocks" \
+        'BEGIN { printf "%.1f", 100 * a / b }')% available"
 }
 
-# Wait until the receiver has printed one more notification than $1, then
-# print it.
+# Wait until the receiver has printed a notification about the demo disk
+# after the first $1, print it, and check that it reports level $3.
 await_notification() {
-    local before=$1 expected=$2
-    log "  waiting for the $expected notification (usually 15 to 40 s)..."
+    local before=$1 expected=$2 level=$3 block
+    log "  waiting for the $expected notification (usually 5 to 30 s)..."
     for _ in $(seq 1 90); do
-        if (($(notification_count) > before)); then
+        if (($(demo_notifications 0 count) > before)); then
+            block=$(demo_notifications "$before")
             log "  the receiver printed:"
-            awk -v skip="$before" '
-                /^\[.*\] signature verified/ { seen++ }
-                seen > skip { print "    " $0 }
-            ' "$LOGS/receiver.log"
+            printf '%s\n' "$block" | sed 's/^/    /'
+            grep -qx "  level: $level" <<<"$block" ||
+                fail "expected a notification with level $level, the receiver printed another"
             return 0
         fi
         sleep 2
@@ -380,12 +430,12 @@ await_notification() {
 }
 
 demo_step() {
-    local title=$1 percent=$2 expected=$3 before
+    local title=$1 percent=$2 expected=$3 level=$4 before
     log ""
     log "$title"
-    before=$(notification_count)
+    before=$(demo_notifications 0 count)
     fill_demo_disk "$percent"
-    await_notification "$before" "$expected"
+    await_notification "$before" "$expected" "$level"
 }
 
 restore_after_demo() {
@@ -414,10 +464,10 @@ cmd_demo() {
     log "Starting the stack with demo intervals..."
     start_all demo
 
-    demo_step "1/4 Fill the scratch disk to 15% available: expect a warning." 15 warning
-    demo_step "2/4 Fill it to 5% available: expect a critical." 5 critical
-    demo_step "3/4 Free it to 15% available: expect a warning again (de-escalation)." 15 warning
-    demo_step "4/4 Free it completely: expect an all-clear." 100 all-clear
+    demo_step "1/4 Fill the scratch disk to 15% available: expect a warning." 15 warning warning
+    demo_step "2/4 Fill it to 5% available: expect a critical." 5 critical critical
+    demo_step "3/4 Free it to 15% available: expect a warning again (de-escalation)." 15 warning warning
+    demo_step "4/4 Free it completely: expect an all-clear." 100 all-clear ok
     log ""
     log "Demo finished: warning, critical, warning and all-clear arrived."
 }
@@ -428,7 +478,8 @@ down) cmd_down ;;
 status) cmd_status ;;
 demo) cmd_demo ;;
 *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    # The usage is the comment block at the top of this file.
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2
     exit 2
     ;;
 esac

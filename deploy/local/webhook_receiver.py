@@ -111,8 +111,11 @@ def describe_event(payload: Any) -> str:
     lines = [f"{str(event_type).upper()}: {_first(payload, 'summary') or ''}".rstrip()]
     disk = _first(payload, "disk", "labels")
     if isinstance(disk, dict):
-        labels = ", ".join(f"{name}={value}" for name, value in sorted(disk.items()))
-        lines.append(f"  disk: {labels}")
+        # The disk's full label set identifies it; the other keys of ``disk``
+        # repeat some of those labels.
+        labels = disk.get("labels") if isinstance(disk.get("labels"), dict) else disk
+        text = ", ".join(f"{name}={value}" for name, value in sorted(labels.items()))
+        lines.append(f"  disk: {text}")
     for name in ("free_percent", "level", "previous_level", "id", "occurred_at"):
         value = payload.get(name)
         if value is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ import pytest
 import yaml
 from conftest import require_binary
 from e2e.stack import load_stack_config
+
+from bridge.config import load_settings
+from exporter.config import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -277,6 +281,75 @@ def test_dockerfile_copies_existing_paths() -> None:
             assert (REPO / source).exists(), source
 
 
+def test_compose_prometheus_targets_are_services() -> None:
+    services = compose()["services"]
+    config = yaml.safe_load(
+        (DEPLOY / "docker" / "prometheus.yml").read_text(encoding="utf-8")
+    )
+    targets = [
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    ] + [
+        target
+        for manager in config["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+        for target in static["targets"]
+    ]
+
+    assert targets == ["exporter:9846", "alertmanager:9093"]
+    for target in targets:
+        assert target.split(":")[0] in services, target
+
+
+def test_compose_bridge_config_loads(tmp_path: Path) -> None:
+    settings = load_settings(
+        with_secret_files(DEPLOY / "docker" / "bridge.yml", tmp_path), environ={}
+    )
+
+    # The compose command passes no --listen: the file must open the port
+    # that compose publishes and Alertmanager's URL names.
+    assert settings.listen == "0.0.0.0:9847"
+    assert [item.id for item in settings.integrations] == ["local-receiver"]
+    alertmanager = yaml.safe_load(
+        (DEPLOY / "docker" / "alertmanager.yml").read_text(encoding="utf-8")
+    )
+    webhook = alertmanager["receivers"][0]["webhook_configs"][0]
+    assert webhook["url"] == "http://bridge:9847/alertmanager"
+
+
+def test_compose_exporter_config_loads() -> None:
+    document = yaml.safe_load(
+        (DEPLOY / "docker" / "exporter.yml").read_text(encoding="utf-8")
+    )
+
+    config = parse_config(document)
+
+    assert config.discovery.enabled
+
+
+def with_secret_files(path: Path, directory: Path) -> Path:
+    """Copy a bridge config, its secret files replaced by temporary ones."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return write_with_secret_files(document, directory)
+
+
+def write_with_secret_files(document: dict[str, Any], directory: Path) -> Path:
+    for key in [key for key in document if key.endswith("_file")]:
+        secret = directory / key
+        secret.write_text(secrets.token_urlsafe(32))
+        document[key] = str(secret)
+    for item in document.get("integrations") or []:
+        for key in [key for key in item if key.endswith("_file")]:
+            secret = directory / f"{item['id']}-{key}"
+            secret.write_text(secrets.token_urlsafe(32))
+            item[key] = str(secret)
+    local = directory / "bridge.yml"
+    local.write_text(yaml.safe_dump(document))
+    return local
+
+
 # --- Kubernetes --------------------------------------------------------------
 
 
@@ -298,6 +371,78 @@ def test_kubernetes_manifests_have_every_part() -> None:
         ("AlertmanagerConfig", "webpaas-bridge"),
     ):
         assert expected in kinds
+
+
+def config_map(name: str) -> dict[str, str]:
+    (item,) = [
+        item
+        for item in kubernetes_objects()
+        if item["kind"] == "ConfigMap" and item["metadata"]["name"] == name
+    ]
+    return item["data"]
+
+
+def test_kubernetes_bridge_config_loads(tmp_path: Path) -> None:
+    document = yaml.safe_load(config_map("webpaas-bridge")["bridge.yml"])
+
+    settings = load_settings(write_with_secret_files(document, tmp_path), environ={})
+
+    # The Deployment passes no --listen; the Service targets this port.
+    assert settings.listen == "0.0.0.0:9847"
+
+
+def test_kubernetes_exporter_config_loads() -> None:
+    document = yaml.safe_load(config_map("webpaas-disk-exporter")["exporter.yml"])
+
+    config = parse_config(document)
+
+    assert config.discovery.enabled
+
+
+def test_kubernetes_objects_reference_each_other() -> None:
+    objects = {
+        (item["kind"], item["metadata"]["name"]): item for item in kubernetes_objects()
+    }
+    deployment = objects[("Deployment", "webpaas-bridge")]["spec"]
+    service = objects[("Service", "webpaas-bridge")]["spec"]
+    daemonset = objects[("DaemonSet", "webpaas-disk-exporter")]["spec"]
+    route = objects[("AlertmanagerConfig", "webpaas-bridge")]["spec"]
+    (container,) = deployment["template"]["spec"]["containers"]
+    (webhook,) = route["receivers"][0]["webhookConfigs"]
+
+    assert (
+        service["selector"].items()
+        <= deployment["template"]["metadata"]["labels"].items()
+    )
+    assert deployment["selector"]["matchLabels"].items() <= (
+        deployment["template"]["metadata"]["labels"].items()
+    )
+    assert daemonset["selector"]["matchLabels"].items() <= (
+        daemonset["template"]["metadata"]["labels"].items()
+    )
+    assert service["ports"][0]["targetPort"] in [
+        port["name"] for port in container["ports"]
+    ]
+    assert webhook["url"] == (
+        f"http://webpaas-bridge.webpaas-health.svc:{service['ports'][0]['port']}"
+        "/alertmanager"
+    )
+    # The token Alertmanager sends is the one the bridge reads.
+    assert (
+        webhook["httpConfig"]["authorization"]["credentials"]["name"]
+        == (deployment["template"]["spec"]["volumes"][1]["secret"]["secretName"])
+    )
+
+
+def test_kubernetes_routes_group_like_shipped_config() -> None:
+    shipped = yaml.safe_load(
+        (DEPLOY / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8")
+    )
+    (config,) = [
+        item for item in kubernetes_objects() if item["kind"] == "AlertmanagerConfig"
+    ]
+
+    assert config["spec"]["route"]["groupBy"] == shipped["route"]["group_by"]
 
 
 def test_prometheusrule_matches_bundled_rules() -> None:

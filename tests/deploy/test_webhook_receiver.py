@@ -178,3 +178,23 @@ def test_short_key_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="decodes to 16 bytes"):
         receiver_module.load_shared_key(key_file)
+
+
+def test_event_printed_with_disk_labels() -> None:
+    payload = {
+        "type": "warning",
+        "summary": "Low disk space",
+        "disk": {
+            "id": "0a27",
+            "service": "db",
+            "labels": {"service": "db", "mountpoint": "/var/lib/mysql"},
+        },
+        "level": "warning",
+    }
+
+    lines = receiver_module.describe_event(payload).splitlines()
+
+    assert lines[0] == "WARNING: Low disk space"
+    # The label set alone, sorted, so that a reader can match one disk.
+    assert lines[1] == "  disk: mountpoint=/var/lib/mysql, service=db"
+    assert "  level: warning" in lines

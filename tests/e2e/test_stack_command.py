@@ -1,14 +1,16 @@
-"""deploy/local/stack.sh: up, status and down in a temporary state directory.
+"""deploy/local/stack.sh: up, status, demo and down in a temporary state directory.
 
 The stack runs on free ports and in a temporary state directory given by
 environment variables, so it never touches a stack the user runs with the
-defaults.
+defaults. The demo runs with the intervals it ships with, about 30 s.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +62,38 @@ class StackCommand:
     def secrets(self) -> list[str]:
         return [path.read_text().strip() for path in (self.state / "secrets").iterdir()]
 
+    def listeners(self, pid: int) -> list[str]:
+        """Return the local addresses that ``pid`` listens on, TCP and UDP."""
+        sockets = subprocess.run(
+            ["ss", "-Hlntup"], capture_output=True, text=True, check=True
+        ).stdout
+        return [
+            line.split()[4] for line in sockets.splitlines() if f"pid={pid}," in line
+        ]
+
+
+def port_answers(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def mounted(path: Path) -> bool:
+    mount_points = [
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    ]
+    return str(path) in mount_points
+
+
+# The receiver prints one block per verified notification: a header line,
+# the event type and summary, then indented fields.
+RECEIVER_BLOCK = re.compile(
+    r"^\[[^\]]+\] signature verified\n(?P<type>[A-Z_]+): .*\n"
+    r"  disk: (?P<disk>.*)\n(?P<fields>(?:  .*\n)*)",
+    re.MULTILINE,
+)
+
 
 def alive(pid: int) -> bool:
     try:
@@ -107,6 +141,28 @@ def test_stack_up_status_down(stack_command: StackCommand) -> None:
 
     status = stack_command.run("status")
     assert status.returncode == 0, status.stdout
+
+    # The printed CLI settings reach the bridge's admin API. --no-check
+    # keeps the integration from sending a test event to PagerDuty.
+    settings = dict(re.findall(r"^  export (WEBPAAS_\w+)=(\S+)$", up.stdout, re.M))
+    assert sorted(settings) == ["WEBPAAS_ADMIN_TOKEN_FILE", "WEBPAAS_API_URL"]
+    routing_key = stack_command.state / "pagerduty.key"
+    routing_key.write_text("0123456789abcdef0123456789abcdef\n")
+    added = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "webpaas"),
+            "integration:add",
+            "--type=health.pagerduty",
+            f"--routing-key-file={routing_key}",
+            "--no-check",
+        ],
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "(health.pagerduty)" in added.stdout
     assert (
         http_status(f"http://127.0.0.1:{stack_command.ports['prometheus']}/-/ready")
         == 200
@@ -116,6 +172,8 @@ def test_stack_up_status_down(stack_command: StackCommand) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     for part, pid in pids.items():
         assert not alive(pid), part
+    for part, port in stack_command.ports.items():
+        assert not port_answers(port), part
     assert stack_command.run("status").returncode == STATUS_STOPPED
     assert not list((stack_command.state / "run").glob("*.pid"))
 
@@ -158,18 +216,67 @@ def test_stack_state_readable_by_owner_only(stack_command: StackCommand) -> None
         assert len(secret) >= 43
 
 
-def test_stack_alertmanager_without_cluster_listener(
-    stack_command: StackCommand,
-) -> None:
+def test_stack_listens_on_loopback_only(stack_command: StackCommand) -> None:
     up = stack_command.run("up")
     assert up.returncode == 0, up.stdout + up.stderr
-    pid = stack_command.pids()["alertmanager"]
+    pids = stack_command.pids()
 
-    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert b"--cluster.listen-address=" in arguments
-    listening = subprocess.run(
-        ["ss", "-Hltnp"], capture_output=True, text=True, check=True
-    ).stdout
-    for line in listening.splitlines():
-        if f"pid={pid}," in line:
-            assert " 127.0.0.1:" in line, line
+    arguments = Path(f"/proc/{pids['alertmanager']}/cmdline").read_bytes()
+    assert b"--cluster.listen-address=" in arguments.split(b"\0")
+    for part, pid in pids.items():
+        # Exactly the documented port; Alertmanager has no gossip listener.
+        assert stack_command.listeners(pid) == [
+            f"127.0.0.1:{stack_command.ports[part]}"
+        ], part
+
+
+@pytest.mark.root
+def test_stack_demo_shows_every_notification(stack_command: StackCommand) -> None:
+    up = stack_command.run("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    pids = stack_command.pids()
+    demo_disk = stack_command.state / "demo-disk"
+
+    demo = stack_command.run("demo")
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "for this demonstration only" in demo.stdout
+    log = (stack_command.state / "log" / "receiver.log").read_text()
+    blocks = [
+        block
+        for block in RECEIVER_BLOCK.finditer(log)
+        if f"mountpoint={demo_disk}," in block["disk"] + ","
+    ]
+    assert [block["type"] for block in blocks] == [
+        "WARNING",
+        "CRITICAL",
+        "DEESCALATION",
+        "ALL_CLEAR",
+    ]
+    levels = [re.search(r"^  level: (\w+)$", b["fields"], re.M) for b in blocks]
+    assert [level[1] for level in levels if level] == [
+        "warning",
+        "critical",
+        "warning",
+        "ok",
+    ]
+    assert "service=demo" in blocks[0]["disk"]
+    # Afterwards the stack runs on with the shipped intervals, and the
+    # scratch filesystem is gone.
+    assert not mounted(demo_disk)
+    prometheus = (stack_command.state / "prometheus.yml").read_text()
+    assert "evaluation_interval: 1m" in prometheus
+    assert str(REPO / "rules" / "webpaas-disk.rules.yml") in prometheus
+    after = stack_command.pids()
+    assert {part: after[part] for part in PARTS if part != "exporter"} == {
+        part: pids[part] for part in PARTS if part != "exporter"
+    }
+    assert stack_command.run("status").returncode == 0
+
+    down = stack_command.run("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for part, pid in after.items():
+        assert not alive(pid), part
+    for part, port in stack_command.ports.items():
+        assert not port_answers(port), part
+    assert not demo_disk.exists()

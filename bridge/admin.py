@@ -64,6 +64,7 @@ from bridge.store.base import (
     DELIVERED,
     PENDING,
     Delivery,
+    DeliverySuperseded,
     IntegrationConflict,
     IntegrationNotFound,
     StoreError,
@@ -313,6 +314,8 @@ async def retry_delivery(request: Request) -> Response:
         # requeue_delivery raises it for an unknown id and for a row that
         # is pending or delivered alike.
         raise _dead_letter_not_found(text) from None
+    except DeliverySuperseded as error:
+        raise _Reject(409, str(error)) from None
 
     request.app.state.worker.wake()
     logger.info(

@@ -201,6 +201,11 @@ class AdminClient:
                 f"no dead letter has the id {delivery_id!r} at {self.api_url}; "
                 "list the dead letters with `webpaas deliveries:list --failed`"
             )
+        if status == 409 and delivery_id is not None:
+            return CliError(
+                f"webpaas-bridge at {self.api_url} kept dead letter "
+                f"{delivery_id!r}: {message}"
+            )
         if status == 409 and integration_id is not None:
             return ReadOnlyIntegration(
                 f"integration {integration_id!r} is declared in the bridge's "

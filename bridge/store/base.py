@@ -36,6 +36,14 @@ class IntegrationConflict(BridgeError):
     """The id is already taken, or the integration was declared in the config."""
 
 
+class DeliverySuperseded(BridgeError):
+    """A later event for the same disk already reached the same integration.
+
+    Sending the dead letter now would put an old level after a newer one,
+    for example a warning after its all-clear.
+    """
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One event on its way to one integration: a row of the outbox.
@@ -176,7 +184,9 @@ class Store(Protocol):
     def requeue_delivery(self, delivery_id: int, now: datetime) -> Delivery:
         """Make a dead letter pending again, due now.
 
-        Raises: LookupError when no dead delivery has the id.
+        Raises: LookupError when no dead delivery has the id;
+        DeliverySuperseded when a later delivery for the same integration
+        and disk was delivered.
         """
         ...
 

@@ -39,6 +39,7 @@ from bridge.store.base import (
     Committed,
     Decide,
     Delivery,
+    DeliverySuperseded,
     IntegrationConflict,
     IntegrationNotFound,
     OutboxStats,
@@ -475,12 +476,21 @@ class SQLiteStore:
     def due_deliveries(
         self, now: datetime, limit: int, exclude: Collection[int] = ()
     ) -> list[Delivery]:
+        # Without INDEXED BY, SQLite 3.40 answers the NOT EXISTS from
+        # deliveries_status, scanning every earlier pending row for each
+        # candidate: 0.7 s per call with 5,000 pending, while the store lock
+        # also holds back incoming messages. The outer deliveries_due walks
+        # the rows in ORDER BY order and stops at the LIMIT, where
+        # deliveries_status sorts every pending row first (40 ms per call
+        # with 10,000 pending, and the worker calls it after each delivery).
         rows = self._read(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d "  # noqa: S608
+            "INDEXED BY deliveries_due "
             "JOIN events e ON e.id = d.event_id "
             "WHERE d.status = 'pending' AND d.next_attempt_at <= ? "
             "AND d.id NOT IN (SELECT value FROM json_each(?)) "
-            "AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.status = 'pending' "
+            "AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_order "
+            "WHERE p.status = 'pending' "
             "AND p.integration_id = d.integration_id AND p.disk_id = d.disk_id "
             "AND p.id < d.id) "
             "ORDER BY d.next_attempt_at, d.id LIMIT ?",
@@ -569,6 +579,20 @@ class SQLiteStore:
     @_translated
     def requeue_delivery(self, delivery_id: int, now: datetime) -> Delivery:
         with self._transaction() as db:
+            later = db.execute(
+                "SELECT later.id FROM deliveries dead JOIN deliveries later "
+                "ON later.integration_id = dead.integration_id "
+                "AND later.disk_id = dead.disk_id AND later.id > dead.id "
+                "WHERE dead.id = ? AND dead.status = ? AND later.status = ? "
+                "ORDER BY later.id LIMIT 1",
+                (delivery_id, DEAD, DELIVERED),
+            ).fetchone()
+            if later is not None:
+                raise DeliverySuperseded(
+                    f"delivery {later[0]}, a later event for the same disk, was "
+                    f"already delivered to this integration, so delivery "
+                    f"{delivery_id} would arrive out of order; it stays a dead letter"
+                )
             changed = db.execute(
                 "UPDATE deliveries SET status = ?, next_attempt_at = ?, "
                 "created_at = ? WHERE id = ? AND status = ?",

@@ -18,6 +18,7 @@ from bridge.store.base import (
     DEAD,
     DELIVERED,
     PENDING,
+    DeliverySuperseded,
     IntegrationConflict,
     IntegrationNotFound,
     StoreError,
@@ -303,6 +304,38 @@ def test_dead_letter_and_requeue(store: SQLiteStore) -> None:
     assert requeued.last_error == "Slack rejected the token: invalid_auth"
     with pytest.raises(LookupError, match="no dead delivery"):
         store.requeue_delivery(delivery.id, now)
+
+
+def test_requeue_after_later_delivery_rejected(store: SQLiteStore) -> None:
+    store.create_integration(slack("a"))
+    commit_events(store, event("e1"))
+    commit_events(store, event("e2", level=Level.OK))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    (warning,) = store.due_deliveries(now, limit=10)
+    store.mark_dead(warning.id, now, "Slack could not post: channel_not_found")
+    (all_clear,) = store.due_deliveries(now, limit=10)
+    store.mark_delivered(all_clear.id, now, None)
+
+    with pytest.raises(DeliverySuperseded) as raised:
+        store.requeue_delivery(warning.id, now)
+
+    assert str(raised.value).startswith(f"delivery {all_clear.id}, a later event")
+    assert [item.id for item in store.list_deliveries(DEAD)] == [warning.id]
+    assert store.list_deliveries(PENDING) == []
+
+
+def test_requeue_ignores_other_disks(store: SQLiteStore) -> None:
+    store.create_integration(slack("a"))
+    commit_events(store, event("e1"))
+    commit_events(store, event("e2", disk=OTHER_DISK))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    first, second = store.due_deliveries(now, limit=10)
+    store.mark_dead(first.id, now, "final")
+    store.mark_delivered(second.id, now, None)
+
+    requeued = store.requeue_delivery(first.id, now)
+
+    assert requeued.status == PENDING
 
 
 def test_outbox_stats_oldest_age(store: SQLiteStore) -> None:

@@ -354,6 +354,20 @@ def test_retry_delivered_row_is_404(client: TestClient) -> None:
     assert deliveries(client, status="delivered") == delivered
 
 
+def test_retry_after_later_delivery_is_409(
+    client: TestClient, target: ScriptedTarget
+) -> None:
+    dead = make_dead_letter(client, target, "final failure")
+    send_alert(client, "critical", "/var/lib/mysql")
+    wait_until(lambda: deliveries(client, status="delivered"), "the critical")
+
+    response = client.post(f"/api/v1/deliveries/{dead['id']}/retry", headers=ADMIN)
+
+    assert response.status_code == 409
+    assert "would arrive out of order" in response.json()["error"]
+    assert [row["id"] for row in dead_letters(client)] == [dead["id"]]
+
+
 # Access ----------------------------------------------------------------------
 
 

@@ -170,11 +170,14 @@ class DiskCollector(Collector):
             size.add_metric(labels, st.f_blocks * st.f_frsize)
             readonly.add_metric(labels, 1 if st.f_flag & os.ST_RDONLY else 0)
             # A size or inode count of 0 (ramfs, some FUSE filesystems) would
-            # give NaN, so that sample is left out.
+            # give NaN, so that sample is left out. Multiplying the integers
+            # first leaves one correctly rounded division. A disk at exactly
+            # 7% then reads 7.0, not 7.000000000000001, which the rules'
+            # comparison with a threshold of 7 needs.
             if st.f_blocks > 0:
-                free.add_metric(labels, st.f_bavail / st.f_blocks * 100)
+                free.add_metric(labels, st.f_bavail * 100 / st.f_blocks)
             if st.f_files > 0:
-                inodes.add_metric(labels, st.f_favail / st.f_files * 100)
+                inodes.add_metric(labels, st.f_favail * 100 / st.f_files)
 
         self._log_failures(targets, results, failing)
         return [free, avail, size, readonly, inodes, error]

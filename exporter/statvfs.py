@@ -17,8 +17,9 @@ paths one at a time from the current scrape:
 - A path whose earlier call is still running is an error at once and gets no
   new call until that call returns, so a dead mount holds at most one thread
   however often it is scraped.
-- Stuck threads are capped at ``max_stuck``. When every worker is stuck and
-  the cap is reached, the remaining paths of the scrape are errors.
+- Threads are capped at ``workers + max_stuck``, stuck ones included. When
+  every thread is stuck at that cap, the remaining paths of the scrape are
+  errors.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class StatvfsProber:
         deadline: seconds one scrape may take in total.
         workers: threads that serve scrapes; more are started only to
             replace stuck ones.
-        max_stuck: maximum threads left blocked in calls that timed out.
+        max_stuck: threads that may be left blocked in calls that timed out,
+            beyond ``workers``. At most ``workers + max_stuck`` are blocked.
     """
 
     def __init__(
@@ -175,8 +177,8 @@ class StatvfsProber:
             self._start_workers()
             if self._active_count() == 0:
                 return (
-                    f"statvfs not called: {self._max_stuck} earlier calls are "
-                    "still blocked, the maximum"
+                    f"statvfs not called: {len(self._workers)} earlier calls "
+                    "are still blocked, the maximum"
                 )
 
             # A call that starts after now cannot time out before now +

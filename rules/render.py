@@ -289,6 +289,9 @@ class _Metrics:
     # read-only, error and size series; job and instance come from the scrape.
     join_labels: str
     subject: str
+    # Extra ALERTS matchers that keep out the alerts of the other rule file
+    # when one Prometheus loads both.
+    alerts_matchers: str
 
 
 _WEBPAAS = _Metrics(
@@ -302,25 +305,39 @@ _WEBPAAS = _Metrics(
     error="webpaas_disk_error",
     join_labels="job, instance, service, mountpoint, device",
     subject="service {{ $labels.service }}",
+    # Every series of this exporter has a non-empty service label, and
+    # node_exporter series have none unless a target label adds it.
+    alerts_matchers=', service!=""',
 )
 
+# The percentage is avail_bytes / size_bytes * 100 with the multiplication
+# first. Byte counts below 2**53 are exact in float64, so one correctly
+# rounded division gives exactly 7 for a disk at 7%. The other order gives
+# 7.000000000000001, which misses the boundary at a threshold of 7.
+# Newer node_exporter releases put the error text into a device_error label
+# of the device_error series. The aggregation removes that label, so that
+# DiskSpaceUnknown keeps the disk's labels.
 _NODE = _Metrics(
     free_percent=(
-        f"node_filesystem_avail_bytes{NODE_SELECTOR}"
-        f" / node_filesystem_size_bytes{NODE_SELECTOR} * 100"
+        f"node_filesystem_avail_bytes{NODE_SELECTOR} * 100"
+        f" / node_filesystem_size_bytes{NODE_SELECTOR}"
     ),
     last_free_percent=(
         f"last_over_time(node_filesystem_avail_bytes{NODE_SELECTOR}"
-        f"[{MISSING_DATA_GRACE}])\n"
+        f"[{MISSING_DATA_GRACE}]) * 100\n"
         f"/ last_over_time(node_filesystem_size_bytes{NODE_SELECTOR}"
-        f"[{MISSING_DATA_GRACE}]) * 100"
+        f"[{MISSING_DATA_GRACE}])"
     ),
     present=f"node_filesystem_avail_bytes{NODE_SELECTOR}",
     size_bytes=f"node_filesystem_size_bytes{NODE_SELECTOR}",
     readonly="node_filesystem_readonly",
-    error=f"node_filesystem_device_error{NODE_SELECTOR}",
+    error=f"max without (device_error) (node_filesystem_device_error{NODE_SELECTOR})",
     join_labels="job, instance, device, mountpoint",
     subject="instance {{ $labels.instance }}",
+    # NOTE: node_exporter targets may carry any target label, service
+    # included, so no matcher keeps out the other file's disks. With both
+    # files loaded, a down webpaas exporter's firing disks are held here too.
+    alerts_matchers="",
 )
 
 
@@ -332,7 +349,7 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join(" " * spaces + line if line else line for line in text.split("\n"))
 
 
-def _previous_state(severity: str | None) -> str:
+def _previous_state(metrics: _Metrics, severity: str | None) -> str:
     """PromQL for the disks whose LowDiskSpace alert fired at the previous evaluation.
 
     The result carries the disk's labels only, so it joins one-to-one with
@@ -341,7 +358,7 @@ def _previous_state(severity: str | None) -> str:
     matchers = f'alertname="{ALERT_NAME}", '
     if severity is not None:
         matchers += f'severity="{severity}", '
-    matchers += 'alertstate="firing"'
+    matchers += 'alertstate="firing"' + metrics.alerts_matchers
     return (
         "max without (alertname, alertstate, severity) (\n"
         f"  last_over_time(ALERTS{{{matchers}}}[{ALERTS_WINDOW}])\n"
@@ -379,7 +396,7 @@ def _low_disk_expr(
     params: RuleParams, severity: str, percent: Decimal, size: int | None
 ) -> str:
     metrics = _metrics(params.source)
-    previous = _previous_state(severity)
+    previous = _previous_state(metrics, severity)
     fire = _threshold_filter(metrics, "<", percent, size)
     keep = _threshold_filter(metrics, "<=", percent, size, params.clear_margin)
     if params.clear_margin:
@@ -483,15 +500,32 @@ def _unknown_rule(params: RuleParams) -> dict[str, Any]:
     where = (
         f"{{{{ $labels.mountpoint }}}} ({{{{ $labels.device }}}}) of {metrics.subject}"
     )
+    # ALERTS carries a disk's labels past the grace period. It is read only
+    # for targets that are down, because the error branch already covers a
+    # level held for a mount in error. Reading it for every target would
+    # also make the other rule file's firing disks unknown here.
+    held_by_alerts = (
+        "(\n"
+        f"{_indent(_previous_state(metrics, None), 2)}\n"
+        "  or\n"
+        "  max without (alertname, alertstate, severity) (\n"
+        f'    last_over_time(ALERTS{{alertname="{UNKNOWN_ALERT_NAME}"'
+        f"{metrics.alerts_matchers}}}[{ALERTS_WINDOW}])\n"
+        "  )\n"
+        ")\n"
+        "and on (job, instance)\n"
+        "(up == 0)"
+    )
     expr = (
         "# The exporter reports the mount in error: value 1.\n"
         f"({metrics.error} == 1)\n"
         "or\n"
-        "# Disks seen within the grace period, or still held by LowDiskSpace,\n"
-        "# that have no sample now: value 0.\n"
+        "# Disks without a sample now that were seen within the grace period,\n"
+        "# or that LowDiskSpace or this alert holds while the exporter's target\n"
+        "# is down: value 0.\n"
         "0 * (\n"
         f"  (\n{_indent(metrics.last_free_percent, 4)}\n    or\n"
-        f"{_indent(_previous_state(None), 4)}\n  )\n"
+        f"    (\n{_indent(held_by_alerts, 6)}\n    )\n  )\n"
         f"  unless\n  {metrics.present}\n)\n"
     )
     is_error = "{{ if eq $value 1.0 }}"

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,42 @@ def test_free_percent_counts_reserved_blocks_as_used(
     registry = scrape(line("/data"))
 
     assert registry.get_sample_value("webpaas_disk_free_percent", labels("/data")) == 5
+
+
+@pytest.mark.parametrize(
+    ("blocks", "avail"),
+    [
+        (100, 7),  # 7 / 100 * 100 is 7.000000000000001 in floating point
+        (100, 29),  # and this one 28.999999999999996
+        (1000, 140),
+        (3, 1),  # not exact in binary: the nearest double of 100 / 3
+        (98_765_432, 12_345_678),
+        # exactly 4 GiB of 4 KiB blocks, as in the rules' bytes-policy test
+        (123_456_796, 1_048_576),
+    ],
+)
+def test_free_percent_is_correctly_rounded(
+    blocks: int,
+    avail: int,
+    scrape: Scrape,
+    fake_statvfs: FakeStatvfs,
+    line: LineBuilder,
+    make_statvfs: StatvfsBuilder,
+) -> None:
+    # The rules compare with the threshold exactly, so a disk at exactly 7%
+    # must read 7.0. Fraction converts to the nearest double.
+    fake_statvfs.values[b"/data"] = make_statvfs(
+        blocks=blocks, avail=avail, files=blocks, favail=avail
+    )
+
+    registry = scrape(line("/data"))
+
+    expected = float(Fraction(avail * 100, blocks))
+    mount = labels("/data")
+    assert registry.get_sample_value("webpaas_disk_free_percent", mount) == expected
+    assert (
+        registry.get_sample_value("webpaas_disk_inodes_free_percent", mount) == expected
+    )
 
 
 def test_size_zero_has_no_percent_sample(

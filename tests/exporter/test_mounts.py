@@ -27,6 +27,7 @@ def parse_one(line: str | bytes) -> mounts.Mount:
         (r"/srv/line\012break", "/srv/line\nbreak"),  # newline
         (r"/srv/back\134slash", "/srv/back\\slash"),  # backslash
         (r"/srv/\040\040two", "/srv/  two"),  # repeated escapes
+        (r"/srv/\134040", "/srv/\\040"),  # an escaped backslash before digits
         ("/srv/plain", "/srv/plain"),
     ],
 )

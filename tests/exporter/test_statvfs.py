@@ -150,13 +150,34 @@ def test_many_hung_paths_keep_threads_bounded(
     for request in requests[:10]:
         assert results[request].error is not None
     assert results[requests[-1]].error == (
-        "statvfs not called: 3 earlier calls are still blocked, the maximum"
+        "statvfs not called: 4 earlier calls are still blocked, the maximum"
     )
 
     blocking.release.set()
     time.sleep(0.1)
     results = prober.probe(requests)
     assert all(result.statvfs is not None for result in results.values())
+    prober.close()
+
+
+def test_newly_hung_paths_past_deadline_converge(
+    blocking: BlockingStatvfs, make_prober: Callable[..., StatvfsProber]
+) -> None:
+    # Five mounts of one dead server, listed before a healthy one: the first
+    # scrape reaches its deadline before the healthy path is tried.
+    prober = make_prober(timeout=0.1, deadline=0.25)
+    requests = [Request(HUNG + b"%d" % index) for index in range(5)]
+    requests.append(Request(b"/ok"))
+
+    outcomes = []
+    for _ in range(5):
+        results = prober.probe(requests)
+        outcomes.append(results[Request(b"/ok")].statvfs is not None)
+
+    assert outcomes[0] is False
+    assert outcomes[-2:] == [True, True]
+    for index in range(5):
+        assert blocking.calls[HUNG + b"%d" % index] == 1
     prober.close()
 
 

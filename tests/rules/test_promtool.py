@@ -8,8 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import require_binary
 
+from bridge.cli import main
 from rules.render import RuleParams, Source, output_filename, render_rules
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -18,24 +20,35 @@ RULE_TESTS_DIR = RULES_DIR / "tests"
 SHIPPED_RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
 RULE_TEST_FILES = sorted(RULE_TESTS_DIR.glob("*.yml"))
 
-# Test files that need rules rendered with other parameters. Each is run
-# against a fresh render in a temporary directory, laid out like rules/ so
-# its rule_files path "../webpaas-disk.rules.yml" resolves.
-VARIANT_PARAMS = {
-    "webpaas-bytes-policy.test.yml": RuleParams(
-        source=Source.WEBPAAS,
-        warning_bytes=4 * 1024**3,
-        critical_bytes=2 * 1024**3,
-    ),
-    "webpaas-clear-margin.test.yml": RuleParams(
-        source=Source.WEBPAAS, clear_margin=Decimal(2)
-    ),
-    "node-exporter-bytes-policy.test.yml": RuleParams(
-        source=Source.NODE,
-        warning_bytes=4 * 1024**3,
-        critical_bytes=2 * 1024**3,
-    ),
+# Test files that need rules rendered with other options. Each is run
+# against the output of `webpaas rules:render` with these arguments, written
+# to a temporary directory laid out like rules/ so that its rule_files path
+# "../webpaas-disk.rules.yml" resolves.
+VARIANT_ARGUMENTS = {
+    "webpaas-bytes-policy.test.yml": [
+        "--source=webpaas",
+        "--warning-bytes=4GiB",
+        "--critical-bytes=2GiB",
+    ],
+    "webpaas-clear-margin.test.yml": ["--source=webpaas", "--clear-margin=2"],
+    "node-exporter-bytes-policy.test.yml": [
+        "--source=node",
+        "--warning-bytes=4GiB",
+        "--critical-bytes=2GiB",
+    ],
+    "node-exporter-exact-thresholds.test.yml": [
+        "--source=node",
+        "--warning=29",
+        "--critical=7",
+    ],
 }
+
+
+def _render_variant(arguments: list[str], directory: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["rules:render", "--output-dir", str(directory), *arguments]
+    )
+    assert result.exit_code == 0, result.output
 
 
 def _promtool(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
@@ -53,7 +66,9 @@ def test_rule_test_files_found() -> None:
 
     assert names == {
         "node-exporter-bytes-policy.test.yml",
+        "node-exporter-exact-thresholds.test.yml",
         "node-exporter.test.yml",
+        "mixed-sources.test.yml",
         "webpaas-bytes-policy.test.yml",
         "webpaas-clear-margin.test.yml",
         "webpaas-missing-data.test.yml",
@@ -64,11 +79,11 @@ def test_rule_test_files_found() -> None:
 
 @pytest.mark.parametrize("test_file", RULE_TEST_FILES, ids=lambda path: path.name)
 def test_promtool_rule_tests_pass(test_file: Path, tmp_path: Path) -> None:
-    params = VARIANT_PARAMS.get(test_file.name)
-    if params is None:
+    arguments = VARIANT_ARGUMENTS.get(test_file.name)
+    if arguments is None:
         target = test_file
     else:
-        (tmp_path / output_filename(params.source)).write_text(render_rules(params))
+        _render_variant(arguments, tmp_path)
         (tmp_path / "tests").mkdir()
         target = tmp_path / "tests" / test_file.name
         shutil.copyfile(test_file, target)

@@ -10,6 +10,7 @@ integration receives once.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -85,7 +86,10 @@ class DiskKey:
         )
         return cls(tuple(sorted(kept)))
 
-    @property
+    # Cached because one message asks for the id of each disk several times
+    # (grouping, the store's lookup, the events): a quarter of the time a
+    # 10,000-alert message spent in the store went to recomputing it.
+    @functools.cached_property
     def id(self) -> str:
         """Stable 32-hex-digit digest of the labels, safe in URLs and dedup keys."""
         canonical = json.dumps(self.labels, ensure_ascii=False, separators=(",", ":"))

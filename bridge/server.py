@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -137,6 +138,26 @@ def check_config_integrations(settings: Settings) -> None:
         raise ConfigError("; ".join(problems) + "; fix them in the config file")
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard limit; return the new one.
+
+    uvicorn has no timeout for a request's headers, so every slow client
+    holds a connection and a file descriptor until it closes. At the limit
+    new connections fail and asyncio logs each failed accept. systemd gives
+    services a soft limit of 1024 under a hard one of 524288, so raising
+    the soft one moves that point far beyond a few hundred slow clients.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft
+        return wanted
+    return soft
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bridge until SIGTERM or SIGINT; return the exit status."""
     arguments = parse_arguments(argv)
@@ -169,10 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     logger.info(
-        "bridge starting listen=%s db=%s integrations_from_config=%d",
+        "bridge starting listen=%s db=%s integrations_from_config=%d "
+        "open_files_limit=%d",
         settings.listen,
         settings.db,
         len(settings.integrations),
+        raise_open_file_limit(),
     )
     config = uvicorn.Config(
         app,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import ssl
 import uuid
 from datetime import UTC, datetime
 
@@ -81,10 +82,28 @@ def response_detail(response: httpx.Response) -> str:
 
 
 def transport_retry(error: httpx.HTTPError, target: str) -> Retry:
-    """Turn a network error or timeout into a retry, naming only its type."""
+    """Turn a network error or timeout into a retry, naming only its type.
+
+    A certificate that does not verify is named as such, with OpenSSL's
+    verify message (such as "self-signed certificate"), which quotes no URL.
+    """
     if isinstance(error, httpx.TimeoutException):
         return Retry(f"{target} did not answer in time ({type(error).__name__})")
+    certificate = _certificate_error(error)
+    if certificate is not None:
+        detail = certificate.verify_message or "verification failed"
+        return Retry(f"the TLS certificate of {target} did not verify: {detail}")
     return Retry(f"could not reach {target} ({type(error).__name__})")
+
+
+def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    # httpx wraps httpcore's error, which wraps the ssl module's.
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def iso(moment: datetime | None) -> str | None:

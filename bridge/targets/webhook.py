@@ -135,10 +135,14 @@ class WebhookTarget:
         """POST one event and classify the response (see the module docstring)."""
         integration = context.integration
         try:
-            url = httpx.URL(integration.settings["url"])
+            # The guard parses the text itself, so that an address httpx
+            # rejects (such as octal 0177.0.0.1) is still named as internal.
             addresses = await netguard.check_url(
-                url, allow_private=self.allow_private_targets, resolver=self.resolver
+                integration.settings["url"],
+                allow_private=self.allow_private_targets,
+                resolver=self.resolver,
             )
+            url = httpx.URL(integration.settings["url"])
         except KeyError:
             return Failed("the integration has no url")
         except netguard.ResolutionFailed as error:

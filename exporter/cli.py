@@ -9,11 +9,13 @@ it with exit status 0. An invalid configuration or option exits with status
 from __future__ import annotations
 
 import argparse
+import gc
 import html
 import logging
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from socketserver import ThreadingMixIn
 from types import FrameType
@@ -65,6 +67,38 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().add_usage(usage, actions, groups, prefix or "Usage: ")
 
 
+class _GarbageCollectorPause:
+    """A context that keeps the cyclic garbage collector off while scrapes run.
+
+    A scrape of 1,000 mounts allocates about 12,000 dicts and samples that
+    live until the text is rendered, so collections triggered during the
+    scrape traverse them all. Python 3.11 ran a full collection about every
+    sixth scrape, and each took about 7 ms on a 2-CPU VM, a third of a whole
+    scrape. That made the 90th and 99th percentiles of scrapes slower than
+    node_exporter's (bench/exporter_scrape.py). A scrape creates no reference
+    cycles, so reference counting frees it. The collector resumes when the
+    last concurrent scrape ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._active += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and self._resume:
+                gc.enable()
+
+
 class _Shutdown(Exception):
     """Raised by the signal handler to leave serve_forever in the main thread."""
 
@@ -108,15 +142,16 @@ def landing_page(config: ExporterConfig) -> bytes:
 def make_app(collector: DiskCollector, config: ExporterConfig) -> WSGIApp:
     """Build the WSGI application: /metrics, the page at /, 404 elsewhere."""
     page = landing_page(config)
+    gc_pause = _GarbageCollectorPause()
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
+            with gc_pause:
+                body = render(collector.collect())
             # NOTE: the body is never gzip-compressed, even when the scraper
             # accepts it. 1,000 mounts with short mount points made 670 kB.
-            return _respond(
-                start_response, "200 OK", CONTENT_TYPE, render(collector.collect())
-            )
+            return _respond(start_response, "200 OK", CONTENT_TYPE, body)
         if path == "/":
             return _respond(start_response, "200 OK", "text/html; charset=utf-8", page)
         return _respond(

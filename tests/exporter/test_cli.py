@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import socket
@@ -16,8 +17,17 @@ import pytest
 from conftest import require_binary
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.cli import DEFAULT_LISTEN, main, parse_listen
+from exporter.cli import (
+    DEFAULT_LISTEN,
+    _GarbageCollectorPause,
+    main,
+    make_app,
+    parse_listen,
+)
+from exporter.collector import DiskCollector
+from exporter.config import parse_config
 from exporter.errors import ConfigError
+from exporter.statvfs import StatvfsProber
 
 EXPORTER = Path(sys.executable).with_name("webpaas-disk-exporter")
 Start = Callable[..., tuple[subprocess.Popen[str], str]]
@@ -103,6 +113,34 @@ def test_live_scrape_passes_promtool(start_exporter: Start, config_file: Path) -
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout + check.stderr == ""
+
+
+def test_without_config_discovers_mounts(start_exporter: Start) -> None:
+    promtool = require_binary("promtool")
+    _, url = start_exporter()
+
+    page = httpx.get(f"{url}/", timeout=10)
+    metrics = httpx.get(f"{url}/metrics", timeout=10)
+    check = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=metrics.text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert page.status_code == 200
+    assert "Mount discovery: on, service label host." in page.text
+    assert metrics.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+    roots = [
+        sample
+        for sample in families["webpaas_disk_error"].samples
+        if sample.labels["mountpoint"] == "/"
+    ]
+    assert [sample.labels["service"] for sample in roots] == ["host"]
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout + check.stderr == ""
 
@@ -220,3 +258,49 @@ def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_rejects(value: str) -> None:
     with pytest.raises(ConfigError, match="--listen: invalid address"):
         parse_listen(value)
+
+
+def test_metrics_scrape_creates_no_reference_cycles(tmp_path: Path) -> None:
+    # The garbage collector is off during a scrape, so a cycle created there
+    # would stay in memory until the next collection.
+    config = parse_config(
+        {"services": [{"name": "web", "paths": [str(tmp_path), "/nonexistent"]}]}
+    )
+    prober = StatvfsProber()
+    app = make_app(DiskCollector(config, prober), config)
+    statuses: list[str] = []
+
+    def scrape() -> bytes:
+        return b"".join(
+            app(
+                {"PATH_INFO": "/metrics"},
+                lambda status, headers: statuses.append(status),
+            )
+        )
+
+    try:
+        scrape()
+        gc.collect()
+        gc.disable()
+        body = scrape()
+        cycles = gc.collect()
+    finally:
+        gc.enable()
+        prober.close()
+
+    assert statuses == ["200 OK", "200 OK"]
+    assert b'webpaas_disk_error{service="web",mountpoint="/nonexistent"' in body
+    assert cycles == 0
+
+
+def test_gc_pause_resumes_after_last_scrape() -> None:
+    pause = _GarbageCollectorPause()
+    assert gc.isenabled()
+
+    with pause:
+        assert not gc.isenabled()
+        with pause:
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+
+    assert gc.isenabled()

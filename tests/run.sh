@@ -8,6 +8,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/local/setup.sh
 
+# Debian packages that only the tests use, beyond what setup.sh installs:
+# wrk drives the ingest benchmark's smoke run, systemd gives systemd-analyze
+# for the unit files, iproute2 gives ss for the listening-port checks, and
+# util-linux gives mount and unshare.
+test_packages=(wrk systemd iproute2 util-linux)
+missing=()
+for package in "${test_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+        missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "tests/run.sh: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
+fi
+
 . .venv/bin/activate
 ruff format --check .
 ruff check .

@@ -115,7 +115,9 @@ class Event:
     ``free_percent`` is the value that made the alert fire, as the rule's
     ``free_percent`` annotation states it; it is ``None`` for an all-clear,
     because a resolved alert carries the stale annotations of its last
-    firing evaluation.
+    firing evaluation, and for a de-escalation whose message did not carry
+    the warning alert. ``description`` is ``None`` in the same cases,
+    because the rules quote the value in it.
     """
 
     id: str

@@ -26,7 +26,7 @@ Rules, each decided per alert and never from the message's top-level status:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -229,10 +229,12 @@ def apply_alerts(
     state = current or DiskState(disk=disk)
     records = dict(state.alerts)
     changed = False
+    fresh: set[str] = set()
     for alert in alerts:
         kind = alert_kind(alert)
         if kind is None or not _supersedes(alert, records.get(kind)):
             continue
+        fresh.add(kind)
         record = AlertRecord.from_alert(alert)
         if records.get(kind) != record:
             records[kind] = record
@@ -249,7 +251,9 @@ def apply_alerts(
     if level == state.level:
         return Change(state=new_state)
 
-    event, started = _event_for(state, level, records, now, new_event_id, external_url)
+    event, started = _event_for(
+        state, level, records, fresh, now, new_event_id, external_url
+    )
     return Change(state=replace(new_state, incident_started_at=started), event=event)
 
 
@@ -257,14 +261,23 @@ def _event_for(
     state: DiskState,
     level: Level,
     records: Mapping[str, AlertRecord],
+    fresh: Collection[str],
     now: datetime,
     new_event_id: Callable[[], str],
     external_url: str,
 ) -> tuple[Event, datetime | None]:
-    """Build the event of a transition and the incident start that follows it."""
+    """Build the event of a transition and the incident start that follows it.
+
+    ``fresh`` names the kinds of alert that this message updated. Only their
+    annotations are current, so ``free_percent`` and the description, which
+    quotes the value, come from them alone. A resolve carries the
+    annotations of its last firing, and the warning that a de-escalation
+    falls back to may have been sent last while the disk was critical.
+    """
+    value_is_current = level is not Level.OK and level.label in fresh
     if level is Level.OK:
         # The all-clear describes the incident that ends: the annotations of
-        # its last firing alert, without the stale free_percent.
+        # its last firing alert, without the values that are stale now.
         source = records.get(state.level.label) or _worst_record(records)
         ends = [
             rec.ends_at
@@ -278,7 +291,9 @@ def _event_for(
     else:
         source = records[level.label]
         started = state.incident_started_at or source.starts_at
-        free_percent = source.annotations.get("free_percent")
+        free_percent = (
+            source.annotations.get("free_percent") if value_is_current else None
+        )
         ends_at = None
         next_started = started
 
@@ -295,7 +310,7 @@ def _event_for(
         starts_at=started,
         ends_at=ends_at,
         summary=annotations.get("summary"),
-        description=annotations.get("description"),
+        description=annotations.get("description") if value_is_current else None,
         runbook_url=annotations.get("runbook_url"),
         generator_url=(source.generator_url if source else "") or None,
         external_url=external_url or None,

@@ -8,6 +8,7 @@ benchmark that started it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,20 @@ def print_header(title: str, argv: Sequence[str]) -> None:
 
 def verdict(name: str, ok: bool, detail: str) -> str:
     return f"goal {name}: {'met' if ok else 'MISSED'} ({detail})"
+
+
+def add_workdir_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--workdir``, the folder for the SQLite file and logs."""
+    parser.add_argument(
+        "--workdir",
+        default=WORKDIR,
+        help=f"folder for the SQLite file and logs, on a real disk (default {WORKDIR})",
+    )
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Run a benchmark's ``main``, print the elapsed time and exit with its status."""
+    started = time.monotonic()
+    status = main()
+    print(f"elapsed: {time.monotonic() - started:.1f} s")
+    sys.exit(status)

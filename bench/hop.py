@@ -118,12 +118,7 @@ def parse_arguments() -> argparse.Namespace:
         "--interval", type=float, default=0.1, help="seconds between alerts"
     )
     parser.add_argument("--group-wait", default="100ms", help="Alertmanager group_wait")
-    parser.add_argument(
-        "--workdir",
-        default=harness.WORKDIR,
-        help="folder for the SQLite file and logs, on a real disk "
-        f"(default {harness.WORKDIR})",
-    )
+    harness.add_workdir_option(parser)
     arguments = parser.parse_args()
     if arguments.smoke:
         arguments.alerts = 5
@@ -213,7 +208,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    status = main()
-    print(f"elapsed: {time.monotonic() - started:.1f} s")
-    sys.exit(status)
+    harness.run_main(main)

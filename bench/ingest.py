@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,12 +308,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--no-prom2teams", action="store_true", help="skip the prom2teams run"
     )
-    parser.add_argument(
-        "--workdir",
-        default=harness.WORKDIR,
-        help="folder for the SQLite file and logs, on a real disk "
-        f"(default {harness.WORKDIR})",
-    )
+    harness.add_workdir_option(parser)
     arguments = parser.parse_args()
     if arguments.smoke:
         arguments.duration = 1
@@ -366,7 +360,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    status = main()
-    print(f"elapsed: {time.monotonic() - started:.1f} s")
-    sys.exit(status)
+    harness.run_main(main)

@@ -36,12 +36,7 @@ def parse_arguments() -> argparse.Namespace:
         "--phases", type=int, default=10, help="phases of one alert per disk"
     )
     parser.add_argument("--batch", type=int, default=1000, help="alerts per message")
-    parser.add_argument(
-        "--workdir",
-        default=harness.WORKDIR,
-        help="folder for the SQLite file and logs, on a real disk "
-        f"(default {harness.WORKDIR})",
-    )
+    harness.add_workdir_option(parser)
     arguments = parser.parse_args()
     if arguments.smoke:
         arguments.disks = 1000
@@ -135,7 +130,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    status = main()
-    print(f"elapsed: {time.monotonic() - started:.1f} s")
-    sys.exit(status)
+    harness.run_main(main)

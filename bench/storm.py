@@ -34,12 +34,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds to wait for deliveries"
     )
-    parser.add_argument(
-        "--workdir",
-        default=harness.WORKDIR,
-        help="folder for the SQLite file and logs, on a real disk "
-        f"(default {harness.WORKDIR})",
-    )
+    harness.add_workdir_option(parser)
     arguments = parser.parse_args()
     if arguments.smoke:
         arguments.alerts = 200
@@ -126,7 +121,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    status = main()
-    print(f"elapsed: {time.monotonic() - started:.1f} s")
-    sys.exit(status)
+    harness.run_main(main)

@@ -153,10 +153,8 @@ async def _receive(
     groups = group_by_disk(message.alerts)
     store: Store = request.app.state.store
     try:
-        committed = await run_in_threadpool(
-            store.apply_transitions,
-            [disk.id for disk in groups],
-            _decider(message, groups),
+        committed = await store.apply_transitions_async(
+            [disk.id for disk in groups], _decider(message, groups)
         )
     except StoreError as exc:
         logger.error(

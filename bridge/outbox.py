@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 # Returns the target for an integration type, or None when none exists.
 TargetLookup = Callable[[str], Target | None]
 
+# A delivery's integration (None once deleted) and the disk's thread
+# reference, read when the delivery is picked.
+_Context = tuple[Integration | None, str | None]
+
 
 def backoff_seconds(
     attempts: int, base: float, maximum: float, rng: random.Random
@@ -147,25 +151,61 @@ class DeliveryWorker:
             return
         clock = time.monotonic()
         held_ids = [key for key, (until, _) in self._held.items() if until > clock]
-        due = await run_in_threadpool(
-            self._store.due_deliveries,
-            datetime.now(UTC),
-            room * 4,
+        startable = await run_in_threadpool(
+            self._read_due,
+            room,
             [*self._in_flight, *held_ids],
+            dict(self._per_integration),
         )
         per_integration_limit = self._settings.delivery_max_in_flight_per_integration
-        for delivery in due:
+        for delivery, context in startable:
             if self._stopping:
                 break
             if len(self._in_flight) >= self._settings.delivery_max_in_flight:
                 break
             if self._per_integration[delivery.integration_id] >= per_integration_limit:
                 continue
-            self._launch(delivery)
+            self._launch(delivery, context)
 
-    def _launch(self, delivery: Delivery) -> None:
+    def _read_due(
+        self, room: int, exclude: list[int], in_flight: Counter[str]
+    ) -> list[tuple[Delivery, _Context]]:
+        """Return the deliveries to start now, each with what its send needs.
+
+        One thread hop for the due query and the reads of each delivery's
+        integration and thread reference: every hop waits for the GIL, which
+        the event loop holds most of the time under load.
+        """
+        due = self._store.due_deliveries(datetime.now(UTC), room * 4, exclude)
+        limit = self._settings.delivery_max_in_flight_per_integration
+        taken = Counter(in_flight)
+        integrations: dict[str, Integration | None] = {}
+        startable = []
+        for delivery in due:
+            if len(startable) >= room:
+                break
+            if taken[delivery.integration_id] >= limit:
+                continue
+            taken[delivery.integration_id] += 1
+            if delivery.integration_id not in integrations:
+                try:
+                    integrations[delivery.integration_id] = self._store.get_integration(
+                        delivery.integration_id
+                    )
+                except IntegrationNotFound:
+                    integrations[delivery.integration_id] = None
+            integration = integrations[delivery.integration_id]
+            thread_ref = None
+            if integration is not None:
+                thread_ref = self._store.get_thread_ref(
+                    delivery.integration_id, delivery.disk_id
+                )
+            startable.append((delivery, (integration, thread_ref)))
+        return startable
+
+    def _launch(self, delivery: Delivery, context: _Context) -> None:
         self._per_integration[delivery.integration_id] += 1
-        task = asyncio.create_task(self._attempt(delivery))
+        task = asyncio.create_task(self._attempt(delivery, context))
         self._in_flight[delivery.id] = task
 
         def finished(_: asyncio.Task[None]) -> None:
@@ -175,9 +215,9 @@ class DeliveryWorker:
 
         task.add_done_callback(finished)
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    async def _attempt(self, delivery: Delivery, context: _Context) -> None:
         try:
-            outcome = await self._send(delivery)
+            outcome = await self._send(delivery, context)
             await self._record(delivery, outcome)
         except StoreError as exc:
             # The delivery stays pending and is retried, which can repeat the
@@ -201,21 +241,9 @@ class DeliveryWorker:
         else:
             self._held.pop(delivery.id, None)
 
-    def _read_integration(self, delivery: Delivery) -> tuple[Integration, str | None]:
-        # One thread hop for both reads: on a busy machine each hop waits for
-        # the GIL, which adds to every delivery's latency.
-        integration = self._store.get_integration(delivery.integration_id)
-        thread_ref = self._store.get_thread_ref(
-            delivery.integration_id, delivery.disk_id
-        )
-        return integration, thread_ref
-
-    async def _send(self, delivery: Delivery) -> Outcome:
-        try:
-            integration, thread_ref = await run_in_threadpool(
-                self._read_integration, delivery
-            )
-        except IntegrationNotFound:
+    async def _send(self, delivery: Delivery, context: _Context) -> Outcome:
+        integration, thread_ref = context
+        if integration is None:
             return Failed(f"integration {delivery.integration_id!r} no longer exists")
         target = self._lookup(integration.type)
         if target is None:
@@ -261,9 +289,7 @@ class DeliveryWorker:
         kind = delivery.integration_type
         fields = (delivery.id, delivery.event.id, delivery.integration_id)
         if isinstance(outcome, Delivered):
-            await run_in_threadpool(
-                self._store.mark_delivered, delivery.id, now, outcome.thread_ref
-            )
+            await self._store.mark_delivered_async(delivery.id, now, outcome.thread_ref)
             self._metrics.deliveries.labels(kind, "delivered").inc()
             logger.info(
                 "delivery delivered delivery_id=%d event_id=%s integration=%s", *fields
@@ -295,9 +321,7 @@ class DeliveryWorker:
             delay = max(delay, outcome.after)
         # The last attempt happens at the deadline rather than never.
         next_attempt = min(now + timedelta(seconds=delay), deadline)
-        await run_in_threadpool(
-            self._store.mark_retry, delivery.id, next_attempt, outcome.reason
-        )
+        await self._store.mark_retry_async(delivery.id, next_attempt, outcome.reason)
         self._metrics.deliveries.labels(kind, "retry").inc()
         self._metrics.retries.labels(kind).inc()
         logger.warning(
@@ -311,7 +335,7 @@ class DeliveryWorker:
     async def _dead(
         self, delivery: Delivery, now: datetime, reason: str, outcome: str
     ) -> None:
-        await run_in_threadpool(self._store.mark_dead, delivery.id, now, reason)
+        await self._store.mark_dead_async(delivery.id, now, reason)
         self._metrics.deliveries.labels(delivery.integration_type, outcome).inc()
         self._metrics.dead_letters.labels(delivery.integration_type).inc()
         logger.error(

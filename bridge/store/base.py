@@ -3,7 +3,10 @@
 Every method that changes state commits before it returns: the HTTP layer
 answers Alertmanager 2xx only after such a call came back. Methods are
 synchronous and safe to call from several threads; async code calls them
-through a thread pool.
+through a thread pool, except the ``*_async`` twins of the writes on the
+hot paths (a message, a delivery outcome), which async code awaits
+directly. Each twin has the same effect and guarantees as its blocking
+method.
 """
 
 from __future__ import annotations
@@ -144,6 +147,12 @@ class Store(Protocol):
         """
         ...
 
+    async def apply_transitions_async(
+        self, disk_ids: Collection[str], decide: Decide
+    ) -> Committed:
+        """`apply_transitions`, awaited without holding a worker thread."""
+        ...
+
     def get_disk_state(self, disk_id: str) -> DiskState | None: ...
 
     # Outbox -------------------------------------------------------------
@@ -174,6 +183,18 @@ class Store(Protocol):
     ) -> None: ...
 
     def mark_dead(self, delivery_id: int, now: datetime, reason: str) -> None: ...
+
+    async def mark_delivered_async(
+        self, delivery_id: int, now: datetime, thread_ref: str | None
+    ) -> None: ...
+
+    async def mark_retry_async(
+        self, delivery_id: int, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    async def mark_dead_async(
+        self, delivery_id: int, now: datetime, reason: str
+    ) -> None: ...
 
     def get_thread_ref(self, integration_id: str, disk_id: str) -> str | None: ...
 

@@ -10,6 +10,15 @@ the process, and ``BEGIN IMMEDIATE`` takes SQLite's write lock up front so
 a read-then-write transaction cannot fail half way with SQLITE_BUSY. Every
 ``sqlite3.Error`` is raised as `StoreError`.
 
+Group commit: incoming messages and delivery outcomes go to one committer
+thread, which takes every request waiting in its queue, runs each in its
+own ``SAVEPOINT`` of one transaction, in the order they arrived, and then
+commits once. A request's caller gets its answer only after that commit
+reached the disk, so the guarantee is the one of a transaction per
+request, with one fsync for the whole group. A request that fails rolls
+back to its savepoint and fails alone; a failed commit fails every request
+of the group with `StoreError`, and the next group starts afresh.
+
 Secrets of integrations are stored in the file, which is created with mode
 0600 before SQLite opens it; SQLite gives its ``-wal`` and ``-shm`` files
 the same mode.
@@ -17,20 +26,25 @@ the same mode.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from bridge.integrations import Integration, Source
-from bridge.model import EventType
+from bridge.model import Event, EventType
 from bridge.state import DiskState
 from bridge.store.base import (
     DEAD,
@@ -134,6 +148,30 @@ def _translated(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# Requests per group: a bound on how long the store lock is held at once,
+# which also bounds how long reads such as the due query wait.
+_GROUP_LIMIT = 256
+
+# Decoded events kept for the due query, which the worker runs after every
+# delivery and which returns mostly the same rows each time.
+_EVENT_CACHE_SIZE = 1024
+
+
+@dataclass
+class _Request:
+    """One unit of work for the committer and the future its caller waits on."""
+
+    name: str
+    work: Callable[[sqlite3.Connection], Any]
+    future: concurrent.futures.Future[Any]
+
+
+def _store_error(name: str, exc: sqlite3.Error) -> StoreError:
+    error = StoreError(f"SQLite {name} failed: {exc}")
+    error.__cause__ = exc
+    return error
+
+
 def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -165,9 +203,16 @@ def create_private_file(path: Path) -> None:
 class SQLiteStore:
     """`Store` on one SQLite file; see the module docstring for guarantees."""
 
+    _committer: threading.Thread | None = None
+
     def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._committer_lock = threading.Lock()
+        self._closed = False
+        self._events: dict[str, Event] = {}
+        self._events_lock = threading.Lock()
         create_private_file(self.path)
         try:
             self._db = sqlite3.connect(
@@ -207,8 +252,167 @@ class SQLiteStore:
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()
 
+    # Group commit -------------------------------------------------------
+
+    def _submit(
+        self, name: str, work: Callable[[sqlite3.Connection], R]
+    ) -> concurrent.futures.Future[R]:
+        """Queue ``work`` for the next group; the future resolves after COMMIT."""
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        with self._committer_lock:
+            if self._closed:
+                raise StoreError(f"SQLite {name} failed: the store is closed")
+            if self._committer is None:
+                self._committer = threading.Thread(
+                    target=self._commit_loop, name="sqlite-committer", daemon=True
+                )
+                self._committer.start()
+            self._queue.put(_Request(name, work, future))
+        return future
+
+    def _commit_loop(self) -> None:
+        group: list[_Request] = []
+        stopping = False
+        while not stopping or group:
+            if not group and not stopping:
+                item = self._queue.get()
+                if item is None:
+                    return
+                self._take(group, item)
+            while not stopping and len(group) < _GROUP_LIMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                else:
+                    self._take(group, item)
+            try:
+                group = self._commit_group(group)
+            except BaseException as exc:
+                # Keep the committer alive: a dead one would leave every later
+                # caller waiting forever.
+                logger.exception("store committer failed")
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                for request in group:
+                    if not request.future.done():
+                        request.future.set_exception(
+                            StoreError(f"SQLite {request.name} failed: {exc!r}")
+                        )
+                group = []
+
+    @staticmethod
+    def _take(group: list[_Request], request: _Request) -> None:
+        # A caller that gave up before its turn (a cancelled await) is left
+        # out, so its message is neither applied nor answered.
+        if request.future.set_running_or_notify_cancel():
+            group.append(request)
+
+    def _commit_group(self, group: list[_Request]) -> list[_Request]:
+        """Apply and commit ``group``; return the requests left for a new group.
+
+        Requests are left over only when SQLite dropped the transaction in
+        the middle of the group (it does so on SQLITE_FULL or SQLITE_IOERR).
+        """
+        if not group:
+            return []
+        applied: list[tuple[_Request, Any]] = []
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                for request in group:
+                    request.future.set_exception(_store_error(request.name, exc))
+                return []
+            for index, request in enumerate(group):
+                try:
+                    db.execute("SAVEPOINT request")
+                    result = request.work(db)
+                    db.execute("RELEASE request")
+                except Exception as exc:
+                    failure: BaseException = exc
+                    if isinstance(exc, sqlite3.Error):
+                        failure = _store_error(request.name, exc)
+                    if self._roll_back_to_savepoint(db):
+                        request.future.set_exception(failure)
+                        continue
+                    # The whole transaction is gone: the requests applied
+                    # before this one were rolled back with it.
+                    request.future.set_exception(failure)
+                    self._fail(applied, failure)
+                    return group[index + 1 :]
+                applied.append((request, result))
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR),
+                # and a second ROLLBACK would hide the original error.
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                self._fail(applied, exc)
+                return []
+        for request, result in applied:
+            request.future.set_result(result)
+        return []
+
+    @staticmethod
+    def _roll_back_to_savepoint(db: sqlite3.Connection) -> bool:
+        """Undo the current request alone; False when the transaction is gone."""
+        if not db.in_transaction:
+            return False
+        try:
+            db.execute("ROLLBACK TO request")
+            db.execute("RELEASE request")
+        except sqlite3.Error:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            return False
+        return True
+
+    @staticmethod
+    def _fail(applied: list[tuple[_Request, Any]], cause: BaseException) -> None:
+        for request, _ in applied:
+            error = StoreError(
+                f"SQLite {request.name} failed: the group commit it was part of "
+                f"failed: {cause}"
+            )
+            error.__cause__ = cause
+            request.future.set_exception(error)
+
+    def _run(self, name: str, work: Callable[[sqlite3.Connection], R]) -> R:
+        return self._submit(name, work).result()
+
+    async def _run_async(self, name: str, work: Callable[[sqlite3.Connection], R]) -> R:
+        return await asyncio.wrap_future(self._submit(name, work))
+
+    def _overridden(self, name: str) -> bool:
+        # A subclass that replaces a blocking method (tests inject store
+        # faults this way) must still be called by its async twin.
+        return getattr(type(self), name) is not getattr(SQLiteStore, name)
+
+    async def _blocking(self, method: Callable[..., R], *args: Any) -> R:
+        return await asyncio.get_running_loop().run_in_executor(None, method, *args)
+
     @_translated
     def close(self) -> None:
+        # A store built without __init__ (a test does so) has no committer.
+        committer_lock = getattr(self, "_committer_lock", None)
+        committer = None
+        if committer_lock is not None:
+            with committer_lock:
+                self._closed = True
+                committer = self._committer
+                if committer is not None:
+                    # Requests queued before this one are still committed.
+                    self._queue.put(None)
+        if committer is not None:
+            committer.join()
         with self._lock:
             self._db.close()
 
@@ -385,75 +589,90 @@ class SQLiteStore:
         rows = self._read("SELECT state FROM disks WHERE id = ?", (disk_id,))
         return state_from_json(rows[0][0]) if rows else None
 
-    @_translated
     def apply_transitions(self, disk_ids: Collection[str], decide: Decide) -> Committed:
+        return self._run(
+            "apply_transitions",
+            lambda db: self._write_transitions(db, disk_ids, decide),
+        )
+
+    async def apply_transitions_async(
+        self, disk_ids: Collection[str], decide: Decide
+    ) -> Committed:
+        if self._overridden("apply_transitions"):
+            return await self._blocking(self.apply_transitions, disk_ids, decide)
+        return await self._run_async(
+            "apply_transitions",
+            lambda db: self._write_transitions(db, disk_ids, decide),
+        )
+
+    @staticmethod
+    def _write_transitions(
+        db: sqlite3.Connection, disk_ids: Collection[str], decide: Decide
+    ) -> Committed:
         now = datetime.now(UTC).timestamp()
-        with self._transaction() as db:
-            rows = db.execute(
-                "SELECT state FROM disks WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(disk_ids)),),
-            ).fetchall()
-            current = {}
-            for (text,) in rows:
-                state = state_from_json(text)
-                current[state.disk_id] = state
+        rows = db.execute(
+            "SELECT state FROM disks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(disk_ids)),),
+        ).fetchall()
+        current = {}
+        for (text,) in rows:
+            state = state_from_json(text)
+            current[state.disk_id] = state
 
-            result = decide(current)
+        result = decide(current)
 
-            db.executemany(
-                "INSERT INTO disks (id, level, state, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET level = excluded.level, "
-                "state = excluded.state, updated_at = excluded.updated_at",
-                [
-                    (state.disk_id, int(state.level), state_to_json(state), now)
-                    for state in result.states
-                ],
-            )
-            if not result.events:
-                return Committed(events=(), deliveries=0)
+        db.executemany(
+            "INSERT INTO disks (id, level, state, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET level = excluded.level, "
+            "state = excluded.state, updated_at = excluded.updated_at",
+            [
+                (state.disk_id, int(state.level), state_to_json(state), now)
+                for state in result.states
+            ],
+        )
+        if not result.events:
+            return Committed(events=(), deliveries=0)
 
-            db.executemany(
-                "INSERT INTO events (id, disk_id, type, body, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        event.id,
-                        event.disk.id,
-                        event.type.value,
-                        event_to_json(event),
-                        now,
-                    )
-                    for event in result.events
-                ],
-            )
-            targets = db.execute(
-                "SELECT id, type FROM integrations ORDER BY id"
-            ).fetchall()
-            deliveries = [
+        db.executemany(
+            "INSERT INTO events (id, disk_id, type, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
                 (
                     event.id,
-                    integration_id,
-                    integration_type,
                     event.disk.id,
-                    PENDING,
-                    now,
+                    event.type.value,
+                    event_to_json(event),
                     now,
                 )
                 for event in result.events
-                for integration_id, integration_type in targets
-            ]
-            db.executemany(
-                "INSERT INTO deliveries (event_id, integration_id, integration_type, "
-                "disk_id, status, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                deliveries,
+            ],
+        )
+        targets = db.execute("SELECT id, type FROM integrations ORDER BY id").fetchall()
+        deliveries = [
+            (
+                event.id,
+                integration_id,
+                integration_type,
+                event.disk.id,
+                PENDING,
+                now,
+                now,
             )
+            for event in result.events
+            for integration_id, integration_type in targets
+        ]
+        db.executemany(
+            "INSERT INTO deliveries (event_id, integration_id, integration_type, "
+            "disk_id, status, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            deliveries,
+        )
         return Committed(events=tuple(result.events), deliveries=len(deliveries))
 
     # Outbox -------------------------------------------------------------
 
     @staticmethod
-    def _delivery(row: Sequence[Any]) -> Delivery:
+    def _delivery(row: Sequence[Any], event: Event | None = None) -> Delivery:
         created_at = _moment(row[6])
         next_attempt_at = _moment(row[7])
         assert created_at is not None
@@ -469,7 +688,7 @@ class SQLiteStore:
             next_attempt_at=next_attempt_at,
             last_error=row[8],
             delivered_at=_moment(row[9]),
-            event=event_from_json(row[10]),
+            event=event if event is not None else event_from_json(row[10]),
         )
 
     @_translated
@@ -496,7 +715,19 @@ class SQLiteStore:
             "ORDER BY d.next_attempt_at, d.id LIMIT ?",
             (_epoch(now), json.dumps(list(exclude)), limit),
         )
-        return [self._delivery(row) for row in rows]
+        return [self._delivery(row, self._cached_event(row[10])) for row in rows]
+
+    def _cached_event(self, body: str) -> Event:
+        # An event's body never changes once written, so equal text means
+        # the same event.
+        with self._events_lock:
+            event = self._events.get(body)
+            if event is None:
+                event = event_from_json(body)
+                if len(self._events) >= _EVENT_CACHE_SIZE:
+                    del self._events[next(iter(self._events))]
+                self._events[body] = event
+            return event
 
     @_translated
     def next_attempt_at(self) -> datetime | None:
@@ -505,56 +736,112 @@ class SQLiteStore:
         )
         return _moment(rows[0][0])
 
-    @_translated
+    # Outcomes go through the committer, so that the outcomes of deliveries
+    # that finish together, and the messages arriving meanwhile, share one
+    # commit instead of one fsync each.
+
     def mark_delivered(
         self, delivery_id: int, now: datetime, thread_ref: str | None
     ) -> None:
-        with self._transaction() as db:
-            row = db.execute(
-                "UPDATE deliveries SET status = ?, delivered_at = ?, "
-                "attempts = attempts + 1, last_error = NULL "
-                "WHERE id = ? RETURNING integration_id, disk_id, event_id",
-                (DELIVERED, _epoch(now), delivery_id),
-            ).fetchone()
-            if row is None:
-                return
-            integration_id, disk_id, event_id = row
-            (event_type,) = db.execute(
-                "SELECT type FROM events WHERE id = ?", (event_id,)
-            ).fetchone()
-            if event_type == EventType.ALL_CLEAR.value:
-                # The incident is over; the next warning opens a new thread.
-                db.execute(
-                    "DELETE FROM threads WHERE integration_id = ? AND disk_id = ?",
-                    (integration_id, disk_id),
-                )
-            elif thread_ref is not None:
-                db.execute(
-                    "INSERT INTO threads (integration_id, disk_id, thread_ref) "
-                    "VALUES (?, ?, ?) ON CONFLICT (integration_id, disk_id) "
-                    "DO UPDATE SET thread_ref = excluded.thread_ref",
-                    (integration_id, disk_id, thread_ref),
-                )
+        self._run(
+            "mark_delivered",
+            lambda db: self._write_delivered(db, delivery_id, now, thread_ref),
+        )
 
-    @_translated
+    async def mark_delivered_async(
+        self, delivery_id: int, now: datetime, thread_ref: str | None
+    ) -> None:
+        if self._overridden("mark_delivered"):
+            await self._blocking(self.mark_delivered, delivery_id, now, thread_ref)
+            return
+        await self._run_async(
+            "mark_delivered",
+            lambda db: self._write_delivered(db, delivery_id, now, thread_ref),
+        )
+
+    @staticmethod
+    def _write_delivered(
+        db: sqlite3.Connection, delivery_id: int, now: datetime, thread_ref: str | None
+    ) -> None:
+        row = db.execute(
+            "UPDATE deliveries SET status = ?, delivered_at = ?, "
+            "attempts = attempts + 1, last_error = NULL "
+            "WHERE id = ? RETURNING integration_id, disk_id, event_id",
+            (DELIVERED, _epoch(now), delivery_id),
+        ).fetchone()
+        if row is None:
+            return
+        integration_id, disk_id, event_id = row
+        (event_type,) = db.execute(
+            "SELECT type FROM events WHERE id = ?", (event_id,)
+        ).fetchone()
+        if event_type == EventType.ALL_CLEAR.value:
+            # The incident is over; the next warning opens a new thread.
+            db.execute(
+                "DELETE FROM threads WHERE integration_id = ? AND disk_id = ?",
+                (integration_id, disk_id),
+            )
+        elif thread_ref is not None:
+            db.execute(
+                "INSERT INTO threads (integration_id, disk_id, thread_ref) "
+                "VALUES (?, ?, ?) ON CONFLICT (integration_id, disk_id) "
+                "DO UPDATE SET thread_ref = excluded.thread_ref",
+                (integration_id, disk_id, thread_ref),
+            )
+
     def mark_retry(
         self, delivery_id: int, next_attempt_at: datetime, error: str
     ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, "
-                "last_error = ? WHERE id = ?",
-                (_epoch(next_attempt_at), error, delivery_id),
-            )
+        self._run(
+            "mark_retry",
+            lambda db: self._write_retry(db, delivery_id, next_attempt_at, error),
+        )
 
-    @_translated
+    async def mark_retry_async(
+        self, delivery_id: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        if self._overridden("mark_retry"):
+            await self._blocking(self.mark_retry, delivery_id, next_attempt_at, error)
+            return
+        await self._run_async(
+            "mark_retry",
+            lambda db: self._write_retry(db, delivery_id, next_attempt_at, error),
+        )
+
+    @staticmethod
+    def _write_retry(
+        db: sqlite3.Connection, delivery_id: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        db.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, "
+            "last_error = ? WHERE id = ?",
+            (_epoch(next_attempt_at), error, delivery_id),
+        )
+
     def mark_dead(self, delivery_id: int, now: datetime, reason: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, "
-                "next_attempt_at = ?, last_error = ? WHERE id = ?",
-                (DEAD, _epoch(now), reason, delivery_id),
-            )
+        self._run(
+            "mark_dead", lambda db: self._write_dead(db, delivery_id, now, reason)
+        )
+
+    async def mark_dead_async(
+        self, delivery_id: int, now: datetime, reason: str
+    ) -> None:
+        if self._overridden("mark_dead"):
+            await self._blocking(self.mark_dead, delivery_id, now, reason)
+            return
+        await self._run_async(
+            "mark_dead", lambda db: self._write_dead(db, delivery_id, now, reason)
+        )
+
+    @staticmethod
+    def _write_dead(
+        db: sqlite3.Connection, delivery_id: int, now: datetime, reason: str
+    ) -> None:
+        db.execute(
+            "UPDATE deliveries SET status = ?, attempts = attempts + 1, "
+            "next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (DEAD, _epoch(now), reason, delivery_id),
+        )
 
     @_translated
     def get_thread_ref(self, integration_id: str, disk_id: str) -> str | None:

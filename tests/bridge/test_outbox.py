@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +21,13 @@ from bridge.metrics import BridgeMetrics
 from bridge.model import DiskKey, Event, EventType, Level
 from bridge.outbox import DeliveryWorker, backoff_seconds
 from bridge.state import DiskState
-from bridge.store.base import DEAD, DELIVERED, StoreError, Transitions
+from bridge.store.base import (
+    DEAD,
+    DELIVERED,
+    IntegrationNotFound,
+    StoreError,
+    Transitions,
+)
 from bridge.store.sqlite import SQLiteStore
 from bridge.targets.base import (
     Delivered,
@@ -350,3 +357,50 @@ def test_backoff_bounds(attempts: int, low: float, high: float) -> None:
 
     assert min(values) >= low
     assert max(values) <= high
+
+
+class VanishingIntegrationStore(SQLiteStore):
+    """Loses the integration between the due query and its read."""
+
+    def get_integration(self, integration_id: str) -> Integration:
+        raise IntegrationNotFound(f"no integration has the id {integration_id!r}")
+
+
+def test_integration_gone_before_send(tmp_path: Path) -> None:
+    store = VanishingIntegrationStore(tmp_path / "bridge.db")
+    store.create_integration(Integration(id="hook", type="health.webhook"))
+    add_event(store, "warn")
+    target = FakeTarget()
+
+    run_worker(store, target, lambda: statuses(store) == [DEAD])
+    (delivery,) = store.list_deliveries()
+    store.close()
+
+    assert delivery.last_error == "integration 'hook' no longer exists"
+    assert target.sent == []
+
+
+def test_one_read_per_integration_per_batch(store: SQLiteStore) -> None:
+    store.create_integration(Integration(id="other", type="health.webhook"))
+    disks = [
+        DiskKey.from_alert_labels({"project": "p", "mountpoint": f"/d{index}"})
+        for index in range(6)
+    ]
+    for index, disk in enumerate(disks):
+        add_event(store, f"warn-{index}", disk=disk)
+    reads: list[str] = []
+    original = store.get_integration
+
+    def counting(integration_id: str) -> Integration:
+        reads.append(integration_id)
+        return original(integration_id)
+
+    store.get_integration = counting  # type: ignore[method-assign]
+    target = FakeTarget()
+    settings = dataclasses.replace(FAST, delivery_max_in_flight_per_integration=3)
+
+    run_worker(store, target, lambda: statuses(store) == [DELIVERED] * 12, settings)
+
+    assert len(target.sent) == 12
+    # At most one read of each integration per due query, not one per send.
+    assert len(reads) < len(target.sent)

@@ -385,3 +385,29 @@ def test_check_writable_on_read_only_file(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="check_writable failed"):
         readonly.check_writable()
     readonly.close()
+
+
+def test_due_event_cache_bounded(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bridge.store.sqlite._EVENT_CACHE_SIZE", 2)
+    store.create_integration(slack())
+    disks = [
+        DiskKey.from_alert_labels({"project": "p", "mountpoint": f"/d{index}"})
+        for index in range(3)
+    ]
+    commit_events(
+        store, *(event(f"e{index}", disk) for index, disk in enumerate(disks))
+    )
+    later = T0 + timedelta(days=3650)
+
+    first = store.due_deliveries(later, limit=2)
+    second = store.due_deliveries(later, limit=2)
+    everything = store.due_deliveries(later, limit=10)
+
+    assert [item.event.id for item in first] == ["e0", "e1"]
+    assert first[0].event is second[0].event
+    assert first[1].event is second[1].event
+    assert [item.event.id for item in everything] == ["e0", "e1", "e2"]
+    assert everything[2].event == event("e2", disks[2])
+    assert len(store._events) == 2

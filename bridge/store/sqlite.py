@@ -399,6 +399,15 @@ class SQLiteStore:
     async def _blocking(self, method: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(None, method, *args)
 
+    async def _write_outcome_async(
+        self, name: str, write: Callable[..., None], *args: Any
+    ) -> None:
+        """Commit a delivery outcome through the committer, or an override's thread."""
+        if self._overridden(name):
+            await self._blocking(getattr(self, name), *args)
+            return
+        await self._run_async(name, lambda db: write(db, *args))
+
     @_translated
     def close(self) -> None:
         # A store built without __init__ (a test does so) has no committer.
@@ -751,12 +760,8 @@ class SQLiteStore:
     async def mark_delivered_async(
         self, delivery_id: int, now: datetime, thread_ref: str | None
     ) -> None:
-        if self._overridden("mark_delivered"):
-            await self._blocking(self.mark_delivered, delivery_id, now, thread_ref)
-            return
-        await self._run_async(
-            "mark_delivered",
-            lambda db: self._write_delivered(db, delivery_id, now, thread_ref),
+        await self._write_outcome_async(
+            "mark_delivered", self._write_delivered, delivery_id, now, thread_ref
         )
 
     @staticmethod
@@ -800,12 +805,8 @@ class SQLiteStore:
     async def mark_retry_async(
         self, delivery_id: int, next_attempt_at: datetime, error: str
     ) -> None:
-        if self._overridden("mark_retry"):
-            await self._blocking(self.mark_retry, delivery_id, next_attempt_at, error)
-            return
-        await self._run_async(
-            "mark_retry",
-            lambda db: self._write_retry(db, delivery_id, next_attempt_at, error),
+        await self._write_outcome_async(
+            "mark_retry", self._write_retry, delivery_id, next_attempt_at, error
         )
 
     @staticmethod
@@ -826,11 +827,8 @@ class SQLiteStore:
     async def mark_dead_async(
         self, delivery_id: int, now: datetime, reason: str
     ) -> None:
-        if self._overridden("mark_dead"):
-            await self._blocking(self.mark_dead, delivery_id, now, reason)
-            return
-        await self._run_async(
-            "mark_dead", lambda db: self._write_dead(db, delivery_id, now, reason)
+        await self._write_outcome_async(
+            "mark_dead", self._write_dead, delivery_id, now, reason
         )
 
     @staticmethod

@@ -56,7 +56,7 @@ def send_phase(bridge: harness.Bridge, phase: int, disks: int, batch: int) -> in
         ]
         status, answer = bridge.post(harness.message(alerts))
         if status != 200:
-            raise RuntimeError(f"the bridge answered {status}: {answer}")
+            raise RuntimeError(f"the bridge returned HTTP {status}: {answer}")
         transitions += answer["transitions"]
     return transitions
 

@@ -25,7 +25,7 @@ UNKNOWN_DISK_ALERT = "DiskSpaceUnknown"
 
 
 class Level(enum.IntEnum):
-    """How full a disk is, ordered so that ``max()`` gives the worst."""
+    """A disk's fill level, ordered so that ``max()`` gives the worst."""
 
     OK = 0
     WARNING = 1
@@ -51,7 +51,7 @@ class Level(enum.IntEnum):
 
 
 class EventType(enum.StrEnum):
-    """What a notification tells its reader."""
+    """The kind of notification an event becomes."""
 
     WARNING = "warning"
     CRITICAL = "critical"

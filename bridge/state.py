@@ -94,7 +94,7 @@ class AlertRecord:
 
 @dataclass(frozen=True)
 class DiskState:
-    """What the bridge remembers about one disk between messages.
+    """The state the bridge keeps for one disk between messages.
 
     ``alerts`` maps ``"warning"``, ``"critical"`` and ``"unknown"`` to the
     latest alert of that kind. ``incident_started_at`` is the ``startsAt`` of
@@ -187,9 +187,10 @@ def _supersedes(alert: Alert, stored: AlertRecord | None) -> bool:
             return alert.starts_at >= stored.starts_at
         # Starting no later than the stored resolve ended, this alert is a
         # retry, a duplicate or a peer's late view of the period that ended.
-        # NOTE: a Prometheus restart that restores a rule's `for` state
-        # re-fires with the old startsAt; after Alertmanager resolved the
-        # alert by timeout, that firing is ignored here until it resolves.
+        # NOTE: a firing that comes back with the startsAt of a period that
+        # Alertmanager already resolved by timeout is ignored here until it
+        # resolves. Whether a restarted Prometheus that restores `for` state
+        # sends such a startsAt has not been checked.
         return alert.starts_at > stored_end
     alert_end = alert.ends_at or alert.starts_at
     if stored.firing:

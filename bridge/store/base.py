@@ -79,7 +79,7 @@ class OutboxStats:
 
 @dataclass(frozen=True)
 class Transitions:
-    """What a message changed: states to save and the events they produced."""
+    """The result of one message: states to save and the events they produced."""
 
     states: Sequence[DiskState] = ()
     events: Sequence[Event] = ()
@@ -92,7 +92,7 @@ Decide = Callable[[Mapping[str, DiskState]], Transitions]
 
 @dataclass(frozen=True)
 class Committed:
-    """What `Store.apply_transitions` wrote."""
+    """The events and delivery count that `Store.apply_transitions` wrote."""
 
     events: Sequence[Event]
     deliveries: int

@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +32,7 @@ from bridge.alertmanager import Message, parse_message
 from bridge.auth import check_alertmanager
 from bridge.config import Settings
 from bridge.errors import PayloadError
+from bridge.http import outbound_client
 from bridge.metrics import BridgeMetrics
 from bridge.model import DiskKey
 from bridge.outbox import DeliveryWorker, TargetLookup
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 # httpx logs every request with its full URL at INFO, and webhook URLs and
 # Slack or PagerDuty proxies can hold secrets in the URL.
-for _name in ("httpx", "httpcore"):
+for _name in ("httpx", "httpcore", "aiohttp"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
@@ -288,9 +288,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(
-            timeout=settings.delivery_timeout_seconds, follow_redirects=False
-        )
+        client = outbound_client(settings.delivery_timeout_seconds)
         app.state.http_client = client
         worker = DeliveryWorker(active_store, lookup, client, settings, metrics)
         app.state.worker = worker

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from bridge.http import InvalidResponse
 from bridge.model import DiskKey, Event, EventType, Level
 from bridge.targets.base import Failed, Outcome, Retry
 from bridge.text import scrub, truncate
@@ -89,21 +90,27 @@ def transport_retry(error: httpx.HTTPError, target: str) -> Retry:
     """
     if isinstance(error, httpx.TimeoutException):
         return Retry(f"{target} did not answer in time ({type(error).__name__})")
+    if isinstance(error, InvalidResponse):
+        # Such as body bytes after a 204 (RFC 9110, section 15.3.5).
+        return Retry(f"{target} sent a response that is not valid HTTP/1.1")
     certificate = _certificate_error(error)
     if certificate is not None:
-        detail = certificate.verify_message or "verification failed"
+        detail = getattr(certificate, "verify_message", None) or "verification failed"
         return Retry(f"the TLS certificate of {target} did not verify: {detail}")
     return Retry(f"could not reach {target} ({type(error).__name__})")
 
 
 def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
-    # httpx wraps httpcore's error, which wraps the ssl module's.
+    # httpx's error wraps the transport's, which wraps the ssl module's.
+    # aiohttp's certificate error is itself an SSLCertVerificationError but
+    # carries no verify message, so the innermost one in the chain wins.
+    found = None
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause
+            found = cause
         cause = cause.__cause__ or cause.__context__
-    return None
+    return found
 
 
 def iso(moment: datetime | None) -> str | None:

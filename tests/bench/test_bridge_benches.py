@@ -83,3 +83,12 @@ def test_memory_smoke_prints_slope() -> None:
     assert phases == [str(phase) for phase in range(11)], output
     assert re.search(rf"slope {NUMBER} MiB per 100,000 alerts", output), output
     assert len(goal_lines(output)) == 1, output
+
+
+def test_http_client_smoke_prints_both_transports() -> None:
+    output = run_smoke("http_client.py")
+
+    for transport in ("httpx", "aiohttp"):
+        assert re.search(rf"^{transport}\s+{NUMBER}\s+{NUMBER}$", output, re.M), output
+    assert re.search(rf"^CPU per request, .+: {NUMBER}$", output, re.M), output
+    assert len(goal_lines(output)) == 1, output

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from bridge.http import outbound_client
 from bridge.integrations import PAGERDUTY, SLACK, WEBHOOK, Integration
 from bridge.model import DiskKey, Event, EventType, Level, Thresholds
 from bridge.targets.base import SendContext
@@ -62,10 +63,10 @@ def make_event(
 
 
 def run(make: Callable[[httpx.AsyncClient], Awaitable[T]], timeout: float = 5.0) -> T:
-    """Run ``make(client)`` with a fresh httpx client in a new event loop."""
+    """Run ``make(client)`` with a fresh bridge client in a new event loop."""
 
     async def main() -> T:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with outbound_client(timeout) as client:
             return await make(client)
 
     return asyncio.run(main())

@@ -183,6 +183,10 @@ def _make_handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, response: Response) -> None:
             data, content_type = response.encoded()
+            if response.status in (204, 304):
+                # RFC 9110 sections 15.3.5 and 15.4.5: no content; bytes
+                # after the header would be read as the next response.
+                data = b""
             try:
                 self.send_response(response.status)
                 headers = {"Content-Type": content_type, **response.headers}

@@ -5,10 +5,13 @@ reach the disk, so a message answered 2xx survives a power cut, not only a
 crash of the process (with ``NORMAL`` in WAL mode, the last commits can be
 lost on power failure; see https://sqlite.org/pragma.html#pragma_synchronous).
 
-Concurrency: one connection guarded by a lock, so writes are serialized in
-the process, and ``BEGIN IMMEDIATE`` takes SQLite's write lock up front so
-a read-then-write transaction cannot fail half way with SQLITE_BUSY. Every
-``sqlite3.Error`` is raised as `StoreError`.
+Concurrency: writes use one connection guarded by a lock, so they are
+serialized in the process, and ``BEGIN IMMEDIATE`` takes SQLite's write
+lock up front so a read-then-write transaction cannot fail half way with
+SQLITE_BUSY. Reads outside a transaction use a second, read-only
+connection with a lock of its own: in WAL mode it sees the last commit and
+never waits for the writer. Every ``sqlite3.Error`` is raised as
+`StoreError`.
 
 Group commit: incoming messages and delivery outcomes go to one committer
 thread, which takes every request waiting in its queue, runs each in its
@@ -148,8 +151,8 @@ def _translated(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# Requests per group: a bound on how long the store lock is held at once,
-# which also bounds how long reads such as the due query wait.
+# Requests per group: a bound on how long the write lock is held at once,
+# and so on how long an admin write or a request of the next group waits.
 _GROUP_LIMIT = 256
 
 # Decoded events kept for the due query, which the worker runs after every
@@ -229,6 +232,17 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
             )
+            # Reads use a connection of their own. In WAL mode a reader sees
+            # the last commit and never waits for a writer, so the delivery
+            # worker's due query does not queue behind a group's fsync.
+            self._reader = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._reader.execute("PRAGMA query_only=1")
+            self._read_lock = threading.Lock()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open the store {str(self.path)!r}: {exc}"
@@ -249,8 +263,8 @@ class SQLiteStore:
                 raise
 
     def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+        with self._read_lock:
+            return self._reader.execute(sql, parameters).fetchall()
 
     # Group commit -------------------------------------------------------
 
@@ -424,6 +438,10 @@ class SQLiteStore:
             committer.join()
         with self._lock:
             self._db.close()
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            with self._read_lock:
+                reader.close()
 
     @_translated
     def journal_mode(self) -> str:
@@ -706,8 +724,7 @@ class SQLiteStore:
     ) -> list[Delivery]:
         # Without INDEXED BY, SQLite 3.40 answers the NOT EXISTS from
         # deliveries_status, scanning every earlier pending row for each
-        # candidate: 0.7 s per call with 5,000 pending, while the store lock
-        # also holds back incoming messages. The outer deliveries_due walks
+        # candidate: 0.7 s per call with 5,000 pending. The outer deliveries_due walks
         # the rows in ORDER BY order and stops at the LIMIT, where
         # deliveries_status sorts every pending row first (40 ms per call
         # with 10,000 pending, and the worker calls it after each delivery).

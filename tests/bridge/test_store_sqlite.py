@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -411,3 +413,42 @@ def test_due_event_cache_bounded(
     assert [item.event.id for item in everything] == ["e0", "e1", "e2"]
     assert everything[2].event == event("e2", disks[2])
     assert len(store._events) == 2
+
+
+def test_read_does_not_wait_for_open_group(store: SQLiteStore) -> None:
+    store.create_integration(slack())
+    commit_events(store, event("e1"))
+    later = T0 + timedelta(days=3650)
+    (pending,) = store.due_deliveries(later, limit=10)
+    inside = threading.Event()
+    release = threading.Event()
+
+    def held(db: sqlite3.Connection) -> None:
+        db.execute(
+            "UPDATE deliveries SET status = ? WHERE id = ?", (DELIVERED, pending.id)
+        )
+        store._insert_integration(db, slack("late"), Source.API)
+        inside.set()
+        # Bounded, so that a failing test cannot leave the committer stuck.
+        release.wait(30)
+
+    group = store._submit("held", held)
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
+        assert inside.wait(5), "the committer did not start the held group"
+        due = pool.submit(store.due_deliveries, later, 10)
+        listed = pool.submit(store.list_integrations)
+        try:
+            due_during = due.result(timeout=3)
+            listed_during = listed.result(timeout=3)
+        except TimeoutError:
+            pytest.fail("a read waited for the committer's open group")
+    finally:
+        release.set()
+        pool.shutdown()
+    group.result(timeout=5)
+
+    assert [item.id for item in due_during] == [pending.id]
+    assert [item.id for item in listed_during] == ["ops"]
+    assert store.due_deliveries(later, limit=10) == []
+    assert [item.id for item in store.list_integrations()] == ["late", "ops"]

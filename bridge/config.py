@@ -68,7 +68,7 @@ class Settings:
     delivery_backoff_max_seconds: float = 600.0
     delivery_max_age_seconds: float = 24 * 3600.0
     delivery_max_in_flight: int = 16
-    delivery_max_in_flight_per_integration: int = 4
+    delivery_max_in_flight_per_integration: int = 8
     delivery_poll_seconds: float = 1.0
     log_level: str = "info"
     log_format: str = "logfmt"

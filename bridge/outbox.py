@@ -6,7 +6,10 @@ attempt in flight per integration and disk. The store hands out a delivery
 only after every earlier delivery for the same integration and disk has
 left the pending state, so an all-clear never overtakes the warning it
 clears. Limits on attempts in flight, in total and per integration, keep a
-target that is down from being flooded.
+target that is down from being flooded. An attempt is in flight while its
+request is; its slot frees before the outcome is committed, so the next
+attempt's request does not wait for that fsync. The delivery itself stays
+held back until the outcome is stored.
 
 Outcomes:
 
@@ -88,7 +91,10 @@ class DeliveryWorker:
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not a secret
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Every delivery between its pick and its stored outcome.
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Of those, the ones whose request is in flight, per integration.
+        self._sending: set[int] = set()
         self._per_integration: Counter[str] = Counter()
         # Delivery id -> (monotonic time it may start again, store failures).
         self._held: dict[int, tuple[float, int]] = {}
@@ -101,7 +107,8 @@ class DeliveryWorker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Attempts whose request is in flight."""
+        return len(self._sending)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery-worker")
@@ -146,7 +153,7 @@ class DeliveryWorker:
                 )
 
     async def _start_due(self) -> None:
-        room = self._settings.delivery_max_in_flight - len(self._in_flight)
+        room = self._settings.delivery_max_in_flight - len(self._sending)
         if room <= 0 or self._stopping:
             return
         clock = time.monotonic()
@@ -161,7 +168,7 @@ class DeliveryWorker:
         for delivery, context in startable:
             if self._stopping:
                 break
-            if len(self._in_flight) >= self._settings.delivery_max_in_flight:
+            if len(self._sending) >= self._settings.delivery_max_in_flight:
                 break
             if self._per_integration[delivery.integration_id] >= per_integration_limit:
                 continue
@@ -205,19 +212,29 @@ class DeliveryWorker:
 
     def _launch(self, delivery: Delivery, context: _Context) -> None:
         self._per_integration[delivery.integration_id] += 1
+        self._sending.add(delivery.id)
         task = asyncio.create_task(self._attempt(delivery, context))
         self._in_flight[delivery.id] = task
 
         def finished(_: asyncio.Task[None]) -> None:
+            self._release(delivery)
             self._in_flight.pop(delivery.id, None)
-            self._per_integration[delivery.integration_id] -= 1
+            # The store now offers the disk's next delivery, if any.
             self._wake.set()
 
         task.add_done_callback(finished)
 
+    def _release(self, delivery: Delivery) -> None:
+        """Free the attempt's slot once its request is over; safe to repeat."""
+        if delivery.id in self._sending:
+            self._sending.discard(delivery.id)
+            self._per_integration[delivery.integration_id] -= 1
+            self._wake.set()
+
     async def _attempt(self, delivery: Delivery, context: _Context) -> None:
         try:
             outcome = await self._send(delivery, context)
+            self._release(delivery)
             await self._record(delivery, outcome)
         except StoreError as exc:
             # The delivery stays pending and is retried, which can repeat the

@@ -389,6 +389,8 @@ def test_store_failure_503(store: SQLiteStore) -> None:
 def test_metrics_exposed(client: TestClient, target: RecordingTarget) -> None:
     client.post("/alertmanager", json=message(alert()), headers=BEARER)
     wait_for(lambda: len(target.events) == 1)
+    # The target has the event before its outcome is committed.
+    wait_for(lambda: "webpaas_bridge_outbox_pending 0.0" in client.get("/metrics").text)
 
     response = client.get("/metrics")
 

@@ -404,3 +404,96 @@ def test_one_read_per_integration_per_batch(store: SQLiteStore) -> None:
     assert len(target.sent) == 12
     # At most one read of each integration per due query, not one per send.
     assert len(reads) < len(target.sent)
+
+
+class GatedOutcomeStore(SQLiteStore):
+    """Holds the first ``mark_delivered_async`` until ``gate`` is set.
+
+    It replaces the async method itself, so the blocking twin and the
+    committer stay as they are.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = asyncio.Event()
+        self.held: int | None = None
+        self.opened_at: float | None = None
+        self.stored_at: dict[int, float] = {}
+
+    async def mark_delivered_async(
+        self, delivery_id: int, now: datetime, thread_ref: str | None
+    ) -> None:
+        if self.held is None:
+            self.held = delivery_id
+            await self.gate.wait()
+            self.opened_at = time.monotonic()
+        await super().mark_delivered_async(delivery_id, now, thread_ref)
+        self.stored_at[delivery_id] = time.monotonic()
+
+
+def gated_store(tmp_path: Path) -> GatedOutcomeStore:
+    store = GatedOutcomeStore(tmp_path / "bridge.db")
+    store.create_integration(Integration(id="hook", type="health.webhook"))
+    return store
+
+
+def open_gate_after(
+    store: GatedOutcomeStore, ready: Callable[[], bool], hold: float
+) -> Callable[[], bool]:
+    """Return a ``run_worker`` condition that opens the gate, then waits for both.
+
+    The gate opens once ``ready()`` is true and the outcome was held for
+    ``hold`` seconds, or after 2 s at the latest, so a worker that never
+    gets ready still finishes and the test fails on its assertions.
+    """
+    first_seen: list[float] = []
+
+    def until() -> bool:
+        if store.held is not None and not store.gate.is_set():
+            if not first_seen:
+                first_seen.append(time.monotonic())
+            waited = time.monotonic() - first_seen[0]
+            if (ready() and waited >= hold) or waited >= 2.0:
+                store.gate.set()
+        return statuses(store) == [DELIVERED, DELIVERED]
+
+    return until
+
+
+def test_slot_frees_before_outcome_stored(tmp_path: Path) -> None:
+    store = gated_store(tmp_path)
+    other_disk = DiskKey.from_alert_labels({"project": "p", "mountpoint": "/logs"})
+    add_event(store, "first")
+    add_event(store, "second", disk=other_disk)
+    target = FakeTarget()
+    settings = dataclasses.replace(FAST, delivery_max_in_flight_per_integration=1)
+
+    # Held for a few poll intervals after the second send, so that a resend
+    # of the held delivery would show.
+    until = open_gate_after(store, lambda: len(target.sent) >= 2, hold=0.2)
+    run_worker(store, target, until, settings=settings)
+    store.close()
+
+    assert [item.event_id for item in target.sent] == ["first", "second"]
+    assert store.opened_at is not None
+    # The second request started while the first outcome was still held.
+    assert target.sent[1].at < store.opened_at
+    # Slots still cap the requests in flight.
+    assert target.max_in_flight == 1
+
+
+def test_same_disk_waits_for_stored_outcome(tmp_path: Path) -> None:
+    store = gated_store(tmp_path)
+    add_event(store, "warn")
+    add_event(store, "clear", Level.OK)
+    target = FakeTarget()
+    settings = dataclasses.replace(FAST, delivery_max_in_flight_per_integration=1)
+
+    until = open_gate_after(store, lambda: True, hold=0.2)
+    run_worker(store, target, until, settings=settings)
+    store.close()
+
+    assert [item.event_id for item in target.sent] == ["warn", "clear"]
+    assert store.held is not None
+    # The all-clear left only after the warning's outcome was committed.
+    assert target.sent[1].at > store.stored_at[store.held]

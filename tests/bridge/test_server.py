@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -77,6 +78,10 @@ def test_environment_alone_starts_bridge(tmp_path: Path) -> None:
     assert "level=INFO logger=bridge.app message received" in log
     assert "transition event_id=" in log
     assert "delivery worker stopped" in log
+    # The objects of the start-up are frozen, out of the collector's reach.
+    frozen = re.search(r"frozen_objects=(\d+)", log)
+    assert frozen is not None
+    assert int(frozen.group(1)) > 10_000
     assert TOKEN not in log
     assert ADMIN not in log
 

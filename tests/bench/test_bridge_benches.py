@@ -52,6 +52,8 @@ def test_ingest_smoke_prints_side_by_side() -> None:
         row = rf"^{server}{figures}\s+0\s+0\s+{NUMBER}$"
         assert re.search(row, output, re.M), output
     assert re.search(r"^prom2teams(?::| )", output, re.M), output
+    bound = rf"^without storage: .+ = at most \d+/s on one core, {NUMBER} of"
+    assert re.search(bound, output, re.M), output
     assert len(goal_lines(output)) >= 3, output
 
 

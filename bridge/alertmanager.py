@@ -215,6 +215,12 @@ def _parse_alert(item: object, path: str) -> Alert:
 
     if "labels" not in item:
         raise PayloadError(f"{path}.labels", "is missing")
+    if item["labels"] is None:
+        # Annotations may be null, as Go's encoding/json writes a nil map,
+        # but an alert without labels names no disk.
+        raise PayloadError(
+            f"{path}.labels", "must be a JSON object of strings, not null"
+        )
     labels = _string_map(item, "labels", path)
     starts_at = _timestamp(item, "startsAt", path, required=True)
     if starts_at is None:

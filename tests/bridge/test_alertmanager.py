@@ -154,6 +154,7 @@ def alert_with(**changes: Any) -> dict[str, Any]:
         (alert_with(status=...), "alerts[0].status", "is missing"),
         (alert_with(labels=...), "alerts[0].labels", "is missing"),
         (alert_with(labels=[]), "alerts[0].labels", "must be a JSON object of strings"),
+        (alert_with(labels=None), "alerts[0].labels", "of strings, not null"),
         (alert_with(labels={"a": 1}), "alerts[0].labels.a", "must be a string, not 1"),
         (
             alert_with(annotations={"x": None}),

@@ -51,8 +51,8 @@ def added(webpaas: Webpaas) -> Iterator[Callable[..., str]]:
         webpaas.run("integration:delete", integration_id)
 
 
-def send_alert(bridge: Bridge, mountpoint: str) -> None:
-    """Post one firing warning for a disk, as Alertmanager's webhook sends it."""
+def send_alert(bridge: Bridge, mountpoint: str, severity: str = "warning") -> None:
+    """Post one firing alert for a disk, as Alertmanager's webhook sends it."""
     message = {
         "version": "4",
         "status": "firing",
@@ -68,9 +68,11 @@ def send_alert(bridge: Bridge, mountpoint: str) -> None:
                     "environment": "main",
                     "service": "db",
                     "mountpoint": mountpoint,
-                    "severity": "warning",
+                    "severity": severity,
                 },
-                "annotations": {"free_percent": "14.2"},
+                "annotations": {
+                    "free_percent": "14.2" if severity == "warning" else "7.5"
+                },
                 "startsAt": "2026-12-04T10:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
             }
@@ -200,6 +202,36 @@ def test_slack_channel_not_found_retried_after_fix(
     assert any(message["channel"] == "#disks" for message in bridge.slack.messages), (
         bridge.slack.messages
     )
+
+
+def test_retry_after_later_delivery_exits_1(
+    webpaas: Webpaas, bridge: Bridge, added: Callable[..., str]
+) -> None:
+    integration_id = added(
+        "--type",
+        "health.webhook",
+        "--url",
+        f"{bridge.webhook.url}/hooks/order",
+        "--shared-key",
+        SHARED_KEY,
+    )
+    bridge.webhook.fail_next(status=400, body="not yet")
+    send_alert(bridge, "/srv/order")
+    dead = wait_for_status(webpaas, integration_id, "dead")
+    send_alert(bridge, "/srv/order", severity="critical")
+    wait_for_status(webpaas, integration_id, "delivered")
+
+    result = webpaas.run("deliveries:retry", str(dead["id"]))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: webpaas-bridge at {bridge.url} kept dead letter '{dead['id']}': "
+    )
+    assert "would arrive out of order" in result.stderr
+    still_dead = [
+        row for row in rows_for(webpaas, integration_id) if row["status"] == "dead"
+    ]
+    assert [row["id"] for row in still_dead] == [dead["id"]]
 
 
 def test_list_without_dead_letters(webpaas: Webpaas) -> None:

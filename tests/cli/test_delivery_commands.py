@@ -121,20 +121,37 @@ def wait_for_status(
     return row
 
 
-def test_webhook_400_dead_letter_retried_and_delivered(
-    webpaas: Webpaas, bridge: Bridge, added: Callable[..., str]
-) -> None:
+def webhook_dead_letter(
+    webpaas: Webpaas,
+    bridge: Bridge,
+    added: Callable[..., str],
+    mountpoint: str,
+    answer: str,
+) -> tuple[str, dict[str, Any]]:
+    """Add a webhook integration and make a warning for ``mountpoint`` a dead letter.
+
+    The receiver answers that warning with HTTP 400 and ``answer``; returns
+    the integration id and the dead letter's row.
+    """
     integration_id = added(
         "--type",
         "health.webhook",
         "--url",
-        f"{bridge.webhook.url}/hooks/disk",
+        f"{bridge.webhook.url}/hooks{mountpoint}",
         "--shared-key",
         SHARED_KEY,
     )
-    bridge.webhook.fail_next(status=400, body="unknown disk")
-    send_alert(bridge, "/var/lib/mysql")
-    dead = wait_for_status(webpaas, integration_id, "dead")
+    bridge.webhook.fail_next(status=400, body=answer)
+    send_alert(bridge, mountpoint)
+    return integration_id, wait_for_status(webpaas, integration_id, "dead")
+
+
+def test_webhook_400_dead_letter_retried_and_delivered(
+    webpaas: Webpaas, bridge: Bridge, added: Callable[..., str]
+) -> None:
+    integration_id, dead = webhook_dead_letter(
+        webpaas, bridge, added, "/var/lib/mysql", "unknown disk"
+    )
 
     listed = webpaas.run("deliveries:list", "--failed")
     retried = webpaas.run("deliveries:retry", str(dead["id"]))
@@ -207,17 +224,9 @@ def test_slack_channel_not_found_retried_after_fix(
 def test_retry_after_later_delivery_exits_1(
     webpaas: Webpaas, bridge: Bridge, added: Callable[..., str]
 ) -> None:
-    integration_id = added(
-        "--type",
-        "health.webhook",
-        "--url",
-        f"{bridge.webhook.url}/hooks/order",
-        "--shared-key",
-        SHARED_KEY,
+    integration_id, dead = webhook_dead_letter(
+        webpaas, bridge, added, "/srv/order", "not yet"
     )
-    bridge.webhook.fail_next(status=400, body="not yet")
-    send_alert(bridge, "/srv/order")
-    dead = wait_for_status(webpaas, integration_id, "dead")
     send_alert(bridge, "/srv/order", severity="critical")
     wait_for_status(webpaas, integration_id, "delivered")
 

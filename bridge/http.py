@@ -21,10 +21,11 @@ The transport keeps httpx's behaviour where the bridge relies on it:
 - The body arrives undecoded, and httpx decodes it by its
   ``Content-Encoding`` as its own transport would.
 
-aiohttp ignores proxies unless configured to use one, and httpx does not mount the
-proxies of the environment on a client with its own transport. So when
-``HTTP_PROXY``, ``HTTPS_PROXY`` or ``ALL_PROXY`` is set, `outbound_client`
-keeps httpx's default transport, which honours them and ``NO_PROXY``.
+aiohttp ignores proxies unless configured to use one, and httpx does not
+mount the proxies of the environment on a client with its own transport.
+So when ``HTTP_PROXY``, ``HTTPS_PROXY`` or ``ALL_PROXY`` is set,
+`outbound_client` keeps httpx's default transport, which honours them and
+``NO_PROXY``.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ The routes stay thin: parsing is in ``bridge.alertmanager``, decisions in
 ``bridge.state``, storage in ``bridge.store`` and sending in
 ``bridge.outbox``.
 
-``app.state`` carries ``settings``, ``store``, ``metrics``, ``worker`` and
-``http_client`` (the one `httpx.AsyncClient` for outbound requests, open
-while the lifespan runs), for the admin API mounted at ``/api/v1``.
+``app.state`` carries ``settings``, ``store``, ``metrics``, ``worker``,
+``pruner`` and ``http_client`` (the one `httpx.AsyncClient` for outbound
+requests, open while the lifespan runs), for the admin API mounted at
+``/api/v1``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from bridge.http import outbound_client
 from bridge.metrics import BridgeMetrics
 from bridge.model import DiskKey
 from bridge.outbox import DeliveryWorker, TargetLookup
+from bridge.retention import FIRST_DELAY_SECONDS, INTERVAL_SECONDS, StorePruner
 from bridge.state import DiskState, apply_alerts, group_by_disk
 from bridge.store.base import Store, StoreError, Transitions
 from bridge.store.sqlite import SQLiteStore
@@ -260,6 +262,7 @@ def create_app(
     settings: Settings,
     store: Store | None = None,
     targets: Mapping[str, Target] | None = None,
+    prune_interval_seconds: float = INTERVAL_SECONDS,
 ) -> Starlette:
     """Build the bridge app.
 
@@ -269,6 +272,8 @@ def create_app(
             closed when the app stops.
         targets: targets by integration type; by default built from the
             settings' Slack and PagerDuty URLs. Tests pass fakes here.
+        prune_interval_seconds: time between two runs of the store pruner,
+            whose first run comes after this or a minute, whichever is less.
 
     Raises:
         StoreError: the default store cannot be opened.
@@ -293,9 +298,19 @@ def create_app(
         worker = DeliveryWorker(active_store, lookup, client, settings, metrics)
         app.state.worker = worker
         worker.start()
+        pruner = StorePruner(
+            active_store,
+            metrics,
+            settings.store_retention_seconds,
+            interval_seconds=prune_interval_seconds,
+            first_delay_seconds=min(FIRST_DELAY_SECONDS, prune_interval_seconds),
+        )
+        app.state.pruner = pruner
+        pruner.start()
         try:
             yield
         finally:
+            await pruner.stop()
             await worker.stop()
             await client.aclose()
             if owns_store:

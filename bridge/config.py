@@ -17,6 +17,7 @@ quote the value of a secret.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -40,6 +41,10 @@ DEFAULT_DB = "/var/lib/webpaas-health/bridge.db"
 DEFAULT_LISTEN = "127.0.0.1:9847"
 ENV_PREFIX = "WEBPAAS_"
 MIB = 1024 * 1024
+DAY_SECONDS = 24 * 3600.0
+# The pruner's cutoff, now minus the retention, must stay after year 1 to
+# be a datetime. A century is past any retention worth having; 0 keeps all.
+MAX_RETENTION_SECONDS = 100 * 365 * DAY_SECONDS
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -70,6 +75,7 @@ class Settings:
     delivery_max_in_flight: int = 16
     delivery_max_in_flight_per_integration: int = 8
     delivery_poll_seconds: float = 1.0
+    store_retention_seconds: float = 30 * DAY_SECONDS
     log_level: str = "info"
     log_format: str = "logfmt"
     integrations: tuple[Integration, ...] = ()
@@ -136,6 +142,16 @@ def _number(minimum: float, integer: bool = False) -> Callable[[Any, str], Any]:
         return number
 
     return parse
+
+
+def _retention(value: Any, where: str) -> float:
+    seconds = float(_number(0)(value, where))
+    if not math.isfinite(seconds) or seconds > MAX_RETENTION_SECONDS:
+        raise ConfigError(
+            f"{where} must be at most {MAX_RETENTION_SECONDS:.0f} (100 years), "
+            f"not {value!r}; use 0 to keep every row"
+        )
+    return seconds
 
 
 def _url(value: Any, where: str) -> str:
@@ -258,6 +274,12 @@ SPECS: tuple[Spec, ...] = (
         "delivery.poll_seconds",
         _number(0.01),
         "how often the worker looks for due retries",
+    ),
+    Spec(
+        "store_retention_seconds",
+        "store.retention_seconds",
+        _retention,
+        "delete delivered and dead deliveries and their events after this; 0 never",
     ),
     Spec(
         "log_level",
@@ -524,6 +546,17 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError(
             "delivery.backoff_max_seconds must be at least "
             "delivery.backoff_base_seconds"
+        )
+    retention = settings.store_retention_seconds
+    max_age = settings.delivery_max_age_seconds
+    if retention and retention < max_age:
+        # Dead letters are pruned by the age of their created_at, and a
+        # delivery can die max_age after it, so a shorter retention would
+        # delete some dead letters as soon as they die.
+        raise ConfigError(
+            f"store.retention_seconds (WEBPAAS_STORE_RETENTION_SECONDS) is "
+            f"{retention:g}, shorter than delivery.max_age_seconds ({max_age:g}); "
+            f"set it to at least {max_age:g}, or to 0 to keep every row"
         )
 
 

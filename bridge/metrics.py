@@ -14,6 +14,7 @@ from bridge.integrations import TYPES
 from bridge.store.base import OutboxStats
 
 DELIVERY_OUTCOMES = ("delivered", "retry", "failed", "expired")
+PRUNED_TABLES = ("deliveries", "events")
 
 
 class BridgeMetrics:
@@ -85,6 +86,12 @@ class BridgeMetrics:
             "1 while the delivery worker runs.",
             registry=self.registry,
         )
+        self.pruned_rows = Counter(
+            "webpaas_bridge_store_pruned_rows_total",
+            "Rows deleted from the store by retention, by table.",
+            ["table"],
+            registry=self.registry,
+        )
 
         self._initialize_series()
 
@@ -101,6 +108,8 @@ class BridgeMetrics:
             self.retries.labels(integration_type)
             self.dead_letters.labels(integration_type)
             self.latency.labels(integration_type)
+        for table in PRUNED_TABLES:
+            self.pruned_rows.labels(table)
 
     def set_outbox(self, stats: OutboxStats) -> None:
         self.outbox_depth.set(stats.pending)

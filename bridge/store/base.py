@@ -78,6 +78,18 @@ class OutboxStats:
 
 
 @dataclass(frozen=True)
+class Pruned:
+    """Rows that one `Store.prune` call deleted, by table."""
+
+    deliveries: int = 0
+    events: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.deliveries + self.events
+
+
+@dataclass(frozen=True)
 class Transitions:
     """The result of one message: states to save and the events they produced."""
 
@@ -212,6 +224,21 @@ class Store(Protocol):
         ...
 
     def outbox_stats(self, now: datetime) -> OutboxStats: ...
+
+    def prune(self, before: datetime, limit: int) -> Pruned:
+        """Delete at most ``limit`` old rows in one transaction.
+
+        Deleted, in this order: dead deliveries created before ``before``,
+        delivered ones delivered before it, then events created before it
+        that no delivery references. Pending deliveries, disks, threads and
+        integrations are never deleted. Fewer than ``limit`` rows deleted
+        means that none of these were left at the commit.
+        """
+        ...
+
+    async def prune_async(self, before: datetime, limit: int) -> Pruned:
+        """`prune`, awaited without holding a worker thread."""
+        ...
 
     def check_writable(self) -> None:
         """Commit a small write. Raises: StoreError with the reason."""

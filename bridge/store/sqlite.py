@@ -60,6 +60,7 @@ from bridge.store.base import (
     IntegrationConflict,
     IntegrationNotFound,
     OutboxStats,
+    Pruned,
     StoreError,
 )
 from bridge.store.codec import (
@@ -118,6 +119,12 @@ CREATE INDEX IF NOT EXISTS deliveries_due
 CREATE INDEX IF NOT EXISTS deliveries_order
     ON deliveries (integration_id, disk_id, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (status, id);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);
+CREATE INDEX IF NOT EXISTS deliveries_delivered
+    ON deliveries (delivered_at) WHERE status = 'delivered';
+CREATE INDEX IF NOT EXISTS deliveries_dead
+    ON deliveries (created_at) WHERE status = 'dead';
+CREATE INDEX IF NOT EXISTS events_created ON events (created_at);
 CREATE TABLE IF NOT EXISTS threads (
     integration_id TEXT NOT NULL,
     disk_id TEXT NOT NULL,
@@ -224,7 +231,7 @@ class SQLiteStore:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            (journal_mode,) = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._db.executescript(_SCHEMA)
@@ -247,6 +254,17 @@ class SQLiteStore:
             raise StoreError(
                 f"cannot open the store {str(self.path)!r}: {exc}"
             ) from exc
+        if str(journal_mode).lower() != "wal":
+            # SQLite keeps the old mode when the VFS has no shared-memory
+            # methods, as with SQLite 3.40's unix-dotfile and unix-none VFSes
+            # (https://sqlite.org/wal.html). The store still works, but its
+            # reads and commits then wait for each other.
+            logger.warning(
+                "store not in WAL mode path=%r journal_mode=%s; put the store "
+                "file on a local filesystem",
+                str(self.path),
+                journal_mode,
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -804,11 +822,17 @@ class SQLiteStore:
                 (integration_id, disk_id),
             )
         elif thread_ref is not None:
+            # The integration may have been deleted, with its threads, while
+            # the request was in flight, and a new row would outlive it.
+            # NOTE: an integration deleted and created again under the same
+            # id in that time still gets the thread of the old one.
             db.execute(
                 "INSERT INTO threads (integration_id, disk_id, thread_ref) "
-                "VALUES (?, ?, ?) ON CONFLICT (integration_id, disk_id) "
+                "SELECT ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM integrations WHERE id = ?) "
+                "ON CONFLICT (integration_id, disk_id) "
                 "DO UPDATE SET thread_ref = excluded.thread_ref",
-                (integration_id, disk_id, thread_ref),
+                (integration_id, disk_id, thread_ref, integration_id),
             )
 
     def mark_retry(
@@ -920,6 +944,57 @@ class SQLiteStore:
         pending, dead, oldest = rows[0]
         age = max(0.0, _epoch(now) - oldest) if oldest is not None else 0.0
         return OutboxStats(pending=pending, dead=dead, oldest_pending_age_seconds=age)
+
+    # Retention ----------------------------------------------------------
+
+    def prune(self, before: datetime, limit: int) -> Pruned:
+        return self._run("prune", lambda db: self._write_prune(db, before, limit))
+
+    async def prune_async(self, before: datetime, limit: int) -> Pruned:
+        if self._overridden("prune"):
+            return await self._blocking(self.prune, before, limit)
+        return await self._run_async(
+            "prune", lambda db: self._write_prune(db, before, limit)
+        )
+
+    @staticmethod
+    def _write_prune(db: sqlite3.Connection, before: datetime, limit: int) -> Pruned:
+        cutoff = _epoch(before)
+        # Dead letters go first. requeue_delivery rejects a dead letter when
+        # a later delivery for its integration and disk was delivered. The
+        # worker picked that one only after the dead letter had left the
+        # pending state, so it was delivered after the dead letter's
+        # created_at. With one cutoff, the later row is therefore never
+        # deleted before the dead letter that it supersedes.
+        # Without INDEXED BY, SQLite 3.40 walks deliveries_status instead,
+        # reading every row of the status.
+        dead = db.execute(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries "
+            "INDEXED BY deliveries_dead "
+            "WHERE status = 'dead' AND created_at < ? LIMIT ?)",
+            (cutoff, limit),
+        ).rowcount
+
+        delivered = 0
+        if dead < limit:
+            delivered = db.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries "
+                "INDEXED BY deliveries_delivered "
+                "WHERE status = 'delivered' AND delivered_at < ? LIMIT ?)",
+                (cutoff, limit - dead),
+            ).rowcount
+
+        events = 0
+        if dead + delivered < limit:
+            events = db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e "
+                "INDEXED BY events_created WHERE e.created_at < ? "
+                "AND NOT EXISTS (SELECT 1 FROM deliveries d "
+                "INDEXED BY deliveries_event WHERE d.event_id = e.id) LIMIT ?)",
+                (cutoff, limit - dead - delivered),
+            ).rowcount
+
+        return Pruned(deliveries=dead + delivered, events=events)
 
     @_translated
     def check_writable(self) -> None:

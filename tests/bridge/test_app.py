@@ -421,6 +421,8 @@ EXPECTED_SAMPLES = [
     'webpaas_bridge_delivery_duration_seconds_count{integration_type="health.slack"}'
     " 0.0",
     "webpaas_bridge_delivery_worker_up 1.0",
+    'webpaas_bridge_store_pruned_rows_total{table="deliveries"} 0.0',
+    'webpaas_bridge_store_pruned_rows_total{table="events"} 0.0',
 ]
 
 

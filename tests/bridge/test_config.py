@@ -272,6 +272,7 @@ ENVIRONMENT_VALUES = {
     "delivery_max_in_flight": ("8", 8),
     "delivery_max_in_flight_per_integration": ("2", 2),
     "delivery_poll_seconds": ("0.5", 0.5),
+    "store_retention_seconds": ("3600", 3600.0),
     "log_level": ("DEBUG", "debug"),
     "log_format": ("json", "json"),
 }
@@ -287,3 +288,74 @@ def test_every_setting_has_environment_variable() -> None:
     assert set(ENVIRONMENT_VALUES) == set(SPECS_BY_NAME)
     for name, (_, expected) in ENVIRONMENT_VALUES.items():
         assert getattr(settings, name) == expected, name
+
+
+def test_store_retention_default_and_yaml(tmp_path: Path) -> None:
+    default = load_settings(None, environ={})
+    disabled = load_settings(write(tmp_path, "store:\n  retention_seconds: 0\n"), {})
+
+    assert default.store_retention_seconds == 30 * 24 * 3600
+    assert disabled.store_retention_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        # Shorter than the default delivery.max_age_seconds of 24 h.
+        (
+            {"WEBPAAS_STORE_RETENTION_SECONDS": "3600"},
+            "store.retention_seconds (WEBPAAS_STORE_RETENTION_SECONDS) is 3600, "
+            "shorter than delivery.max_age_seconds (86400); set it to at least "
+            "86400, or to 0 to keep every row",
+        ),
+        # The same rule against a max age that was raised.
+        (
+            {
+                "WEBPAAS_STORE_RETENTION_SECONDS": "172800",
+                "WEBPAAS_DELIVERY_MAX_AGE_SECONDS": "259200",
+            },
+            "store.retention_seconds (WEBPAAS_STORE_RETENTION_SECONDS) is 172800, "
+            "shorter than delivery.max_age_seconds (259200)",
+        ),
+        (
+            {"WEBPAAS_STORE_RETENTION_SECONDS": "-1"},
+            "environment variable WEBPAAS_STORE_RETENTION_SECONDS must be at "
+            "least 0, not -1.0",
+        ),
+        (
+            {"WEBPAAS_STORE_RETENTION_SECONDS": "30d"},
+            "environment variable WEBPAAS_STORE_RETENTION_SECONDS must be a "
+            "number, not '30d'",
+        ),
+        # Values a timedelta cannot subtract from now.
+        (
+            {"WEBPAAS_STORE_RETENTION_SECONDS": "inf"},
+            "environment variable WEBPAAS_STORE_RETENTION_SECONDS must be at "
+            "most 3153600000 (100 years), not 'inf'; use 0 to keep every row",
+        ),
+        (
+            {"WEBPAAS_STORE_RETENTION_SECONDS": "nan"},
+            "must be at most 3153600000 (100 years), not 'nan'",
+        ),
+        (
+            {"WEBPAAS_STORE_RETENTION_SECONDS": "1e12"},
+            "must be at most 3153600000 (100 years), not '1e12'",
+        ),
+    ],
+)
+def test_store_retention_invalid(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ=environ)
+
+    assert message in str(caught.value)
+
+
+def test_store_retention_equal_to_max_age_accepted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "delivery:\n  max_age_seconds: 7200\nstore:\n  retention_seconds: 7200\n",
+    )
+
+    settings = load_settings(path, environ={})
+
+    assert settings.store_retention_seconds == 7200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -10,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -452,3 +454,66 @@ def test_read_does_not_wait_for_open_group(store: SQLiteStore) -> None:
     assert [item.id for item in listed_during] == ["ops"]
     assert store.due_deliveries(later, limit=10) == []
     assert [item.id for item in store.list_integrations()] == ["late", "ops"]
+
+
+def test_delivered_after_delete_keeps_no_thread(store: SQLiteStore) -> None:
+    store.create_integration(slack())
+    commit_events(store, event("e1"))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    (in_flight,) = store.due_deliveries(now, limit=10)
+
+    # Deleted while the request was in flight, which the target then accepted.
+    store.delete_integration("ops")
+    store.mark_delivered(in_flight.id, now, thread_ref="1700000000.0001")
+
+    with sqlite3.connect(store.path) as other:
+        threads = other.execute("SELECT * FROM threads").fetchall()
+    assert threads == []
+    assert [item.status for item in store.list_deliveries()] == [DELIVERED]
+
+
+def test_store_without_wal_warns_and_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "bridge.db"
+    real_connect = sqlite3.connect
+
+    def connect_without_shared_memory(
+        database: Path, **options: Any
+    ) -> sqlite3.Connection:
+        # SQLite's unix-dotfile VFS has no shared-memory methods, so SQLite
+        # keeps the rollback journal, as it does on any such VFS.
+        uri = f"file:{database}?vfs=unix-dotfile"
+        return real_connect(uri, uri=True, **options)
+
+    monkeypatch.setattr(sqlite3, "connect", connect_without_shared_memory)
+    caplog.set_level(logging.WARNING, logger="bridge.store.sqlite")
+
+    store = SQLiteStore(path)
+    try:
+        mode = store.journal_mode()
+        store.create_integration(slack())
+        commit_events(store, event("e1"))
+        due = store.due_deliveries(datetime.now(UTC) + timedelta(seconds=1), 10)
+    finally:
+        store.close()
+
+    assert mode == "delete"
+    assert len(due) == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        f"store not in WAL mode path={str(path)!r} journal_mode=delete; put the "
+        "store file on a local filesystem"
+    ]
+
+
+def test_store_in_wal_mode_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bridge.store.sqlite")
+
+    store = SQLiteStore(tmp_path / "bridge.db")
+    mode = store.journal_mode()
+    store.close()
+
+    assert mode == "wal"
+    assert caplog.records == []

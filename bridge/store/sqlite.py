@@ -13,14 +13,9 @@ connection with a lock of its own: in WAL mode it sees the last commit and
 never waits for the writer. Every ``sqlite3.Error`` is raised as
 `StoreError`.
 
-Group commit: incoming messages and delivery outcomes go to one committer
-thread, which takes every request waiting in its queue, runs each in its
-own ``SAVEPOINT`` of one transaction, in the order they arrived, and then
-commits once. A request's caller gets its answer only after that commit
-reached the disk, so the guarantee is the one of a transaction per
-request, with one fsync for the whole group. A request that fails rolls
-back to its savepoint and fails alone; a failed commit fails every request
-of the group with `StoreError`, and the next group starts afresh.
+Group commit: incoming messages and delivery outcomes are committed in
+groups by `GroupCommitter` (``bridge/store/committer.py``), with one fsync
+per group and the guarantees of one transaction per request.
 
 Secrets of integrations are stored in the file, which is created with mode
 0600 before SQLite opens it; SQLite gives its ``-wal`` and ``-shm`` files
@@ -31,17 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import functools
 import json
 import logging
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -69,69 +61,10 @@ from bridge.store.codec import (
     state_from_json,
     state_to_json,
 )
+from bridge.store.committer import GroupCommitter
+from bridge.store.schema import SCHEMA, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS integrations (
-    id TEXT PRIMARY KEY,
-    type TEXT NOT NULL,
-    source TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    secrets TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS disks (
-    id TEXT PRIMARY KEY,
-    level INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    disk_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL REFERENCES events (id),
-    integration_id TEXT NOT NULL,
-    integration_type TEXT NOT NULL,
-    disk_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    delivered_at REAL
-);
-CREATE INDEX IF NOT EXISTS deliveries_due
-    ON deliveries (next_attempt_at) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS deliveries_order
-    ON deliveries (integration_id, disk_id, id) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (status, id);
-CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id);
-CREATE INDEX IF NOT EXISTS deliveries_delivered
-    ON deliveries (delivered_at) WHERE status = 'delivered';
-CREATE INDEX IF NOT EXISTS deliveries_dead
-    ON deliveries (created_at) WHERE status = 'dead';
-CREATE INDEX IF NOT EXISTS events_created ON events (created_at);
-CREATE TABLE IF NOT EXISTS threads (
-    integration_id TEXT NOT NULL,
-    disk_id TEXT NOT NULL,
-    thread_ref TEXT NOT NULL,
-    PRIMARY KEY (integration_id, disk_id)
-);
-"""
 
 # Column lists are constants spliced into queries (hence the S608 waivers);
 # every value is a bound parameter.
@@ -158,28 +91,9 @@ def _translated(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# Requests per group: a bound on how long the write lock is held at once,
-# and so on how long an admin write or a request of the next group waits.
-_GROUP_LIMIT = 256
-
 # Decoded events kept for the due query, which the worker runs after every
 # delivery and which returns mostly the same rows each time.
 _EVENT_CACHE_SIZE = 1024
-
-
-@dataclass
-class _Request:
-    """One unit of work for the committer and the future its caller waits on."""
-
-    name: str
-    work: Callable[[sqlite3.Connection], Any]
-    future: concurrent.futures.Future[Any]
-
-
-def _store_error(name: str, exc: sqlite3.Error) -> StoreError:
-    error = StoreError(f"SQLite {name} failed: {exc}")
-    error.__cause__ = exc
-    return error
 
 
 def _epoch(moment: datetime) -> float:
@@ -213,14 +127,9 @@ def create_private_file(path: Path) -> None:
 class SQLiteStore:
     """`Store` on one SQLite file; see the module docstring for guarantees."""
 
-    _committer: threading.Thread | None = None
-
     def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._committer_lock = threading.Lock()
-        self._closed = False
         self._events: dict[str, Event] = {}
         self._events_lock = threading.Lock()
         create_private_file(self.path)
@@ -234,7 +143,7 @@ class SQLiteStore:
             (journal_mode,) = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
@@ -254,6 +163,7 @@ class SQLiteStore:
             raise StoreError(
                 f"cannot open the store {str(self.path)!r}: {exc}"
             ) from exc
+        self._committer = GroupCommitter(self._db, self._lock)
         if str(journal_mode).lower() != "wal":
             # SQLite keeps the old mode when the VFS has no shared-memory
             # methods, as with SQLite 3.40's unix-dotfile and unix-none VFSes
@@ -289,133 +199,7 @@ class SQLiteStore:
     def _submit(
         self, name: str, work: Callable[[sqlite3.Connection], R]
     ) -> concurrent.futures.Future[R]:
-        """Queue ``work`` for the next group; the future resolves after COMMIT."""
-        future: concurrent.futures.Future[R] = concurrent.futures.Future()
-        with self._committer_lock:
-            if self._closed:
-                raise StoreError(f"SQLite {name} failed: the store is closed")
-            if self._committer is None:
-                self._committer = threading.Thread(
-                    target=self._commit_loop, name="sqlite-committer", daemon=True
-                )
-                self._committer.start()
-            self._queue.put(_Request(name, work, future))
-        return future
-
-    def _commit_loop(self) -> None:
-        group: list[_Request] = []
-        stopping = False
-        while not stopping or group:
-            if not group and not stopping:
-                item = self._queue.get()
-                if item is None:
-                    return
-                self._take(group, item)
-            while not stopping and len(group) < _GROUP_LIMIT:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                else:
-                    self._take(group, item)
-            try:
-                group = self._commit_group(group)
-            except BaseException as exc:
-                # Keep the committer alive: a dead one would leave every later
-                # caller waiting forever.
-                logger.exception("store committer failed")
-                with contextlib.suppress(sqlite3.Error):
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                for request in group:
-                    if not request.future.done():
-                        request.future.set_exception(
-                            StoreError(f"SQLite {request.name} failed: {exc!r}")
-                        )
-                group = []
-
-    @staticmethod
-    def _take(group: list[_Request], request: _Request) -> None:
-        # A caller that gave up before its turn (a cancelled await) is left
-        # out, so its message is neither applied nor answered.
-        if request.future.set_running_or_notify_cancel():
-            group.append(request)
-
-    def _commit_group(self, group: list[_Request]) -> list[_Request]:
-        """Apply and commit ``group``; return the requests left for a new group.
-
-        Requests are left over only when SQLite dropped the transaction in
-        the middle of the group (it does so on SQLITE_FULL or SQLITE_IOERR).
-        """
-        if not group:
-            return []
-        applied: list[tuple[_Request, Any]] = []
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                for request in group:
-                    request.future.set_exception(_store_error(request.name, exc))
-                return []
-            for index, request in enumerate(group):
-                try:
-                    db.execute("SAVEPOINT request")
-                    result = request.work(db)
-                    db.execute("RELEASE request")
-                except Exception as exc:
-                    failure: BaseException = exc
-                    if isinstance(exc, sqlite3.Error):
-                        failure = _store_error(request.name, exc)
-                    if self._roll_back_to_savepoint(db):
-                        request.future.set_exception(failure)
-                        continue
-                    # The whole transaction is gone: the requests applied
-                    # before this one were rolled back with it.
-                    request.future.set_exception(failure)
-                    self._fail(applied, failure)
-                    return group[index + 1 :]
-                applied.append((request, result))
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                # SQLite may already have rolled back (SQLITE_FULL, SQLITE_IOERR),
-                # and a second ROLLBACK would hide the original error.
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
-                self._fail(applied, exc)
-                return []
-        for request, result in applied:
-            request.future.set_result(result)
-        return []
-
-    @staticmethod
-    def _roll_back_to_savepoint(db: sqlite3.Connection) -> bool:
-        """Undo the current request alone; False when the transaction is gone."""
-        if not db.in_transaction:
-            return False
-        try:
-            db.execute("ROLLBACK TO request")
-            db.execute("RELEASE request")
-        except sqlite3.Error:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            return False
-        return True
-
-    @staticmethod
-    def _fail(applied: list[tuple[_Request, Any]], cause: BaseException) -> None:
-        for request, _ in applied:
-            error = StoreError(
-                f"SQLite {request.name} failed: the group commit it was part of "
-                f"failed: {cause}"
-            )
-            error.__cause__ = cause
-            request.future.set_exception(error)
+        return self._committer.submit(name, work)
 
     def _run(self, name: str, work: Callable[[sqlite3.Connection], R]) -> R:
         return self._submit(name, work).result()
@@ -443,17 +227,9 @@ class SQLiteStore:
     @_translated
     def close(self) -> None:
         # A store built without __init__ (a test does so) has no committer.
-        committer_lock = getattr(self, "_committer_lock", None)
-        committer = None
-        if committer_lock is not None:
-            with committer_lock:
-                self._closed = True
-                committer = self._committer
-                if committer is not None:
-                    # Requests queued before this one are still committed.
-                    self._queue.put(None)
+        committer = getattr(self, "_committer", None)
         if committer is not None:
-            committer.join()
+            committer.close()
         with self._lock:
             self._db.close()
         reader = getattr(self, "_reader", None)

@@ -77,10 +77,10 @@ class BlockedCommitter:
 
     def queue(self, call: Callable[[], Any]) -> Future[Any]:
         """Run ``call`` in a thread and wait until its request is queued."""
-        waiting = self.store._queue.qsize()
+        waiting = self.store._committer._queue.qsize()
         future = self.pool.submit(call)
         deadline = time.monotonic() + 10
-        while self.store._queue.qsize() <= waiting:
+        while self.store._committer._queue.qsize() <= waiting:
             assert time.monotonic() < deadline, "the request was never queued"
             time.sleep(0.001)
         return future
@@ -250,13 +250,13 @@ def test_commit_failure_fails_all_then_recovers(
     ]
     # The blocked group already runs on the real connection; the next one,
     # the three messages, meets the full disk.
-    store._db = CommitFails(real)  # type: ignore[assignment]
+    store._committer._db = CommitFails(real)  # type: ignore[assignment]
     blocked.release()
 
     for future in futures:
         with pytest.raises(StoreError, match="database or disk is full"):
             future.result(10)
-    store._db = real
+    store._committer._db = real
     assert all(store.get_disk_state(key.id) is None for key in keys)
     assert store.list_deliveries() == []
 

@@ -18,8 +18,14 @@ The transport keeps httpx's behaviour where the bridge relies on it:
   pinned address still names the host (see `bridge.targets.webhook`).
 - aiohttp's errors become httpx's, with the original as ``__cause__``, so
   a certificate that does not verify is still found and named.
-- The body arrives undecoded, and httpx decodes it by its
-  ``Content-Encoding`` as its own transport would.
+- A ``gzip`` or ``deflate`` body is decoded here, as httpx's transport
+  would have it decoded, but only up to `MAX_RESPONSE_BYTES`.
+
+Every target needs at most a small JSON response, so the transport keeps the
+first `MAX_RESPONSE_BYTES` of a body, before and after decoding, and drops
+the rest with its connection. A receiver that answers with hundreds of
+megabytes, or a small gzip body that expands to them, then costs one
+mebibyte per request in flight.
 
 aiohttp ignores proxies unless configured to use one, and httpx does not
 mount the proxies of the environment on a client with its own transport.
@@ -30,10 +36,12 @@ So when ``HTTP_PROXY``, ``HTTPS_PROXY`` or ``ALL_PROXY`` is set,
 
 from __future__ import annotations
 
+import asyncio
 import http.cookiejar
 import logging
 import ssl
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,6 +54,13 @@ logger = logging.getLogger(__name__)
 # As httpx's defaults: connections in all, and seconds an idle one is kept.
 MAX_CONNECTIONS = 100
 KEEPALIVE_SECONDS = 5.0
+# Bytes of a response body kept, before and after decoding. Slack's
+# chat.postMessage response, the largest that a target reads, is a few KB.
+MAX_RESPONSE_BYTES = 1024 * 1024
+# zlib window sizes: gzip framing, zlib framing, raw deflate.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_ZLIB_WBITS = zlib.MAX_WBITS
+_RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
 
 
 class InvalidResponse(httpx.RemoteProtocolError):
@@ -131,23 +146,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             for name, value in request.headers.raw
         ]
 
+        # A receiver that closes a keep-alive connection right after its
+        # response leaves the FIN unread in the pool. One pass of the event
+        # loop lets aiohttp see it and drop the connection. Otherwise this
+        # request goes out on it and fails, and aiohttp retries only
+        # idempotent methods on a new connection, never a POST.
+        await asyncio.sleep(0)
         with _translated(request):
             async with self._session.request(
                 request.method,
-                # httpx's URL is already percent-encoded. Parsed again, yarl
-                # would requote it (%7E becomes ~), so the receiver would see
-                # another target than the configured one.
-                yarl.URL(str(request.url), encoded=True),
+                _aiohttp_url(request.url),
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
                 timeout=_timeout(request),
             ) as response:
-                content = await response.read()
+                content = await _read_limited(response)
                 raw_headers = list(response.raw_headers)
                 status = response.status
                 reason = response.reason
 
+        content, raw_headers = _decoded(content, raw_headers, request)
         extensions = {"http_version": b"HTTP/1.1"}
         if reason:
             extensions["reason_phrase"] = reason.encode("latin-1", "replace")
@@ -163,6 +182,104 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _aiohttp_url(url: httpx.URL) -> yarl.URL:
+    """Return the URL for aiohttp: as encoded by httpx, without userinfo.
+
+    httpx has already turned a URL's userinfo into an ``Authorization``
+    header, and aiohttp raises ValueError for a request that carries both.
+    Parsed again, yarl would requote the path (%7E becomes ~), so the
+    receiver would see another target than the configured one.
+    """
+    return yarl.URL(str(url.copy_with(userinfo=b"")), encoded=True)
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    """Read at most `MAX_RESPONSE_BYTES` of the body, dropping the rest unread."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_RESPONSE_BYTES:
+        chunk = await response.content.read(MAX_RESPONSE_BYTES + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+
+    # The unread rest may never end (a chunked body), so the connection
+    # cannot go back to the pool.
+    response.close()
+    logger.warning(
+        "response body over the limit, the rest is dropped status=%d max_bytes=%d",
+        response.status,
+        MAX_RESPONSE_BYTES,
+    )
+    return b"".join(chunks)[:MAX_RESPONSE_BYTES]
+
+
+def _decoded(
+    content: bytes, raw_headers: list[tuple[bytes, bytes]], request: httpx.Request
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """Undo gzip and deflate codings, keeping `MAX_RESPONSE_BYTES` at most.
+
+    The returned headers carry no ``Content-Encoding`` or ``Content-Length``,
+    so httpx, which would decode without a limit, passes the body through.
+    A coding other than these two leaves the body as it arrived.
+
+    Raises:
+        httpx.DecodingError: the body does not decode, as httpx raises it.
+    """
+    codings = [
+        coding.strip().lower()
+        for name, value in raw_headers
+        if name.lower() == b"content-encoding"
+        for coding in value.decode("latin-1").split(",")
+        if coding.strip()
+    ]
+    if not codings:
+        return content, raw_headers
+
+    headers = [
+        (name, value)
+        for name, value in raw_headers
+        if name.lower() not in (b"content-encoding", b"content-length")
+    ]
+    # RFC 9110, section 8.4: codings are listed in the order applied.
+    decoded = content
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            return content, headers
+        try:
+            decoded = _inflate(decoded, coding)
+        except zlib.error as error:
+            raise httpx.DecodingError(
+                f"response body is not valid {coding}", request=request
+            ) from error
+    return decoded, headers
+
+
+def _inflate(data: bytes, coding: str) -> bytes:
+    if coding != "deflate":
+        return _inflate_limited(data, _GZIP_WBITS)
+    # As httpx does: "deflate" is meant to be zlib-framed, but some servers
+    # send raw deflate.
+    try:
+        return _inflate_limited(data, _ZLIB_WBITS)
+    except zlib.error:
+        return _inflate_limited(data, _RAW_DEFLATE_WBITS)
+
+
+def _inflate_limited(data: bytes, wbits: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits)
+    decoded = decompressor.decompress(data, MAX_RESPONSE_BYTES)
+    if decompressor.unconsumed_tail:
+        logger.warning(
+            "decoded response body over the limit, the rest is dropped max_bytes=%d",
+            MAX_RESPONSE_BYTES,
+        )
+    return decoded
 
 
 def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
@@ -205,6 +322,8 @@ def outbound_client(timeout: float) -> httpx.AsyncClient:
     )
     proxies = environment_proxies()
     if proxies:
+        # NOTE: httpx's transport reads and decodes a response body whole,
+        # so behind a proxy MAX_RESPONSE_BYTES does not bound it.
         logger.info(
             "outbound requests use the proxy settings of the environment "
             "schemes=%s transport=httpx",
@@ -217,5 +336,8 @@ def outbound_client(timeout: float) -> httpx.AsyncClient:
         timeout=timeout,
         follow_redirects=False,
         cookies=cookies,
+        # httpx would also offer br and zstd once their packages are
+        # installed, which the transport does not decode.
+        headers={"Accept-Encoding": "gzip, deflate"},
         transport=AiohttpTransport(),
     )

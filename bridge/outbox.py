@@ -9,7 +9,8 @@ clears. Limits on attempts in flight, in total and per integration, keep a
 target that is down from being flooded. An attempt is in flight while its
 request is; its slot frees before the outcome is committed, so the next
 attempt's request does not wait for that fsync. The delivery itself stays
-held back until the outcome is stored.
+held back until the outcome is stored, and attempts awaiting that commit
+are limited too, so a stalled store stops new sends.
 
 Outcomes:
 
@@ -49,6 +50,14 @@ from bridge.store.base import Delivery, IntegrationNotFound, Store, StoreError
 from bridge.targets.base import Delivered, Failed, Outcome, Retry, SendContext, Target
 
 logger = logging.getLogger(__name__)
+
+# Due rows that one pick reads at most while looking past the backlog of
+# integrations at their limit of attempts in flight.
+MAX_DUE_SCAN = 4096
+
+# Attempts between their pick and their stored outcome, in multiples of
+# delivery_max_in_flight: those in flight plus as many awaiting a commit.
+UNRECORDED_FACTOR = 2
 
 # Returns the target for an integration type, or None when none exists.
 TargetLookup = Callable[[str], Target | None]
@@ -152,8 +161,22 @@ class DeliveryWorker:
                     self._wake.wait(), timeout=self._settings.delivery_poll_seconds
                 )
 
+    def _room(self) -> int:
+        """Return how many attempts may start now.
+
+        Attempts whose outcome is not stored yet are capped too, at
+        `UNRECORDED_FACTOR` times the limit in flight. Without that cap, a
+        store whose commits stall would let the worker send every disk's
+        next delivery, each to be sent again after a restart.
+        """
+        limit = self._settings.delivery_max_in_flight
+        return min(
+            limit - len(self._sending),
+            UNRECORDED_FACTOR * limit - len(self._in_flight),
+        )
+
     async def _start_due(self) -> None:
-        room = self._settings.delivery_max_in_flight - len(self._sending)
+        room = self._room()
         if room <= 0 or self._stopping:
             return
         clock = time.monotonic()
@@ -168,7 +191,7 @@ class DeliveryWorker:
         for delivery, context in startable:
             if self._stopping:
                 break
-            if len(self._sending) >= self._settings.delivery_max_in_flight:
+            if self._room() <= 0:
                 break
             if self._per_integration[delivery.integration_id] >= per_integration_limit:
                 continue
@@ -183,17 +206,9 @@ class DeliveryWorker:
         integration and thread reference: every hop waits for the GIL, which
         the event loop holds most of the time under load.
         """
-        due = self._store.due_deliveries(datetime.now(UTC), room * 4, exclude)
-        limit = self._settings.delivery_max_in_flight_per_integration
-        taken = Counter(in_flight)
         integrations: dict[str, Integration | None] = {}
         startable = []
-        for delivery in due:
-            if len(startable) >= room:
-                break
-            if taken[delivery.integration_id] >= limit:
-                continue
-            taken[delivery.integration_id] += 1
+        for delivery in self._due_within_limits(room, exclude, in_flight):
             if delivery.integration_id not in integrations:
                 try:
                     integrations[delivery.integration_id] = self._store.get_integration(
@@ -209,6 +224,50 @@ class DeliveryWorker:
                 )
             startable.append((delivery, (integration, thread_ref)))
         return startable
+
+    def _due_within_limits(
+        self, room: int, exclude: list[int], in_flight: Counter[str]
+    ) -> list[Delivery]:
+        """Return up to ``room`` due deliveries whose integration has a free slot.
+
+        The store returns due deliveries oldest first, so a backlog of an
+        integration at its limit, such as one whose receiver hangs, can fill
+        a whole page. The next, larger page skips the rows already seen, so
+        that another integration's deliveries behind that backlog still go.
+        """
+        limit = self._settings.delivery_max_in_flight_per_integration
+        now = datetime.now(UTC)
+        seen = list(exclude)
+        counts = Counter(in_flight)
+        chosen: list[Delivery] = []
+        page = room * 4
+        scanned = 0
+        # NOTE: past MAX_DUE_SCAN rows of saturated integrations in one pass,
+        # the deliveries behind them wait until those integrations free a
+        # slot or their rows fall behind by backoff.
+        while len(chosen) < room and scanned < MAX_DUE_SCAN:
+            due = self._store.due_deliveries(now, page, seen)
+            for delivery in due:
+                seen.append(delivery.id)
+                if len(chosen) < room and counts[delivery.integration_id] < limit:
+                    counts[delivery.integration_id] += 1
+                    chosen.append(delivery)
+            scanned += len(due)
+            if len(due) < page or len(chosen) >= room:
+                break
+            if not self._has_free_integration(counts, limit):
+                # Every integration is at its limit, as in a storm to one
+                # receiver: reading further pages would find nothing to start.
+                break
+            page *= 2
+        return chosen
+
+    def _has_free_integration(self, counts: Counter[str], limit: int) -> bool:
+        """Tell whether some integration has fewer than ``limit`` attempts."""
+        return any(
+            counts[integration.id] < limit
+            for integration in self._store.list_integrations()
+        )
 
     def _launch(self, delivery: Delivery, context: _Context) -> None:
         self._per_integration[delivery.integration_id] += 1
@@ -239,14 +298,7 @@ class DeliveryWorker:
         except StoreError as exc:
             # The delivery stays pending and is retried, which can repeat the
             # send; receivers deduplicate by event id.
-            failures = self._held.get(delivery.id, (0.0, 0))[1] + 1
-            delay = backoff_seconds(
-                failures,
-                self._settings.delivery_backoff_base_seconds,
-                self._settings.delivery_backoff_max_seconds,
-                self._rng,
-            )
-            self._held[delivery.id] = (time.monotonic() + delay, failures)
+            delay = self._hold(delivery)
             logger.error(
                 "delivery outcome not stored delivery_id=%d event_id=%s "
                 "hold_seconds=%.3f error=%r",
@@ -255,8 +307,33 @@ class DeliveryWorker:
                 delay,
                 str(exc),
             )
+        except Exception as exc:
+            # A bug while recording the outcome. Held back like a store
+            # failure, so that the pending delivery is not sent again at once
+            # in a loop. Only the type is logged, as in `_send`.
+            delay = self._hold(delivery)
+            logger.error(
+                "delivery outcome not recorded delivery_id=%d event_id=%s "
+                "hold_seconds=%.3f exception=%s",
+                delivery.id,
+                delivery.event.id,
+                delay,
+                type(exc).__name__,
+            )
         else:
             self._held.pop(delivery.id, None)
+
+    def _hold(self, delivery: Delivery) -> float:
+        """Hold a delivery back from new picks; return the backoff in seconds."""
+        failures = self._held.get(delivery.id, (0.0, 0))[1] + 1
+        delay = backoff_seconds(
+            failures,
+            self._settings.delivery_backoff_base_seconds,
+            self._settings.delivery_backoff_max_seconds,
+            self._rng,
+        )
+        self._held[delivery.id] = (time.monotonic() + delay, failures)
+        return delay
 
     async def _send(self, delivery: Delivery, context: _Context) -> Outcome:
         integration, thread_ref = context
@@ -336,8 +413,11 @@ class DeliveryWorker:
         )
         if outcome.after is not None:
             delay = max(delay, outcome.after)
-        # The last attempt happens at the deadline rather than never.
-        next_attempt = min(now + timedelta(seconds=delay), deadline)
+        # The last attempt happens at the deadline rather than never. Capping
+        # the delay first also keeps a Retry-After of centuries from
+        # overflowing the datetime.
+        delay = min(delay, (deadline - now).total_seconds())
+        next_attempt = now + timedelta(seconds=delay)
         await self._store.mark_retry_async(delivery.id, next_attempt, outcome.reason)
         self._metrics.deliveries.labels(kind, "retry").inc()
         self._metrics.retries.labels(kind).inc()

@@ -7,7 +7,10 @@ timeout is retried. Any other status is final.
 
 Reasons never quote a URL or a response header, since a webhook URL or a
 proxy's answer can contain a secret; they name the status, the error type
-or the target's own error code.
+or the target's own error code. A response body quoted in a reason is
+masked first (`mask_request_secrets`), because receivers echo the request:
+a 404 page naming the path, where a webhook URL often keeps its token, or a
+400 that quotes the body with the routing key.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import email.utils
 import math
 import ssl
+import urllib.parse
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import httpx
@@ -28,6 +33,10 @@ from bridge.text import scrub, truncate
 USER_AGENT = "webpaas-health-bridge/0.1"
 # Maximum length of response text quoted in a reason.
 MAX_REASON_DETAIL = 300
+MASK = "***"
+# Parts of a request shorter than this are not masked: a path such as "/"
+# or a query value such as "1" would mask unrelated text and hide nothing.
+MIN_MASKED_CHARS = 4
 
 EVENT_TITLES = {
     EventType.WARNING: "Low disk space: warning",
@@ -74,12 +83,44 @@ def status_outcome(response: httpx.Response, target: str) -> Outcome | None:
     return Failed(f"{target} answered HTTP {status}{response_detail(response)}")
 
 
-def response_detail(response: httpx.Response) -> str:
-    """Return ``": <start of the body>"`` for a reason, or ``""``."""
+def response_detail(response: httpx.Response, secrets: Iterable[str] = ()) -> str:
+    """Return ``": <start of the body>"`` for a reason, or ``""``.
+
+    The body is masked with `mask_request_secrets` and ``secrets``.
+    """
     text = scrub(response.text.strip()) if response.content else ""
+    text = mask_request_secrets(text, response.request, secrets)
     if not text:
         return ""
     return ": " + truncate(" ".join(text.split()), MAX_REASON_DETAIL)
+
+
+def mask_request_secrets(
+    text: str, request: httpx.Request, secrets: Iterable[str] = ()
+) -> str:
+    """Replace what the request carried that may be secret with `MASK`.
+
+    Masked: the URL's path and query, each query value, the userinfo, the
+    ``Authorization`` header and its credentials, and ``secrets``, each in
+    its raw and its percent-decoded form.
+    """
+    url = request.url
+    candidates = [
+        url.raw_path.decode("ascii", "replace"),
+        url.path,
+        url.query.decode("ascii", "replace"),
+        url.userinfo.decode("ascii", "replace"),
+        url.password or "",
+        *(value for _, value in url.params.multi_items()),
+        *secrets,
+    ]
+    authorization = request.headers.get("authorization", "")
+    candidates += [authorization, *authorization.split(" ", 1)[1:]]
+    decoded = [urllib.parse.unquote(value) for value in candidates]
+    for secret in sorted({*candidates, *decoded}, key=len, reverse=True):
+        if len(secret) >= MIN_MASKED_CHARS:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def transport_retry(error: httpx.HTTPError, target: str) -> Retry:

@@ -28,6 +28,7 @@ from bridge.targets.common import (
     headline,
     iso,
     make_test_event,
+    mask_request_secrets,
     response_detail,
     status_outcome,
     transport_retry,
@@ -166,7 +167,8 @@ class PagerDutyTarget:
             return transport_retry(error, "PagerDuty")
 
         if response.status_code == 400:
-            return Failed(f"PagerDuty rejected the event{_error_detail(response)}")
+            detail = _error_detail(response, routing_key)
+            return Failed(f"PagerDuty rejected the event{detail}")
         outcome = status_outcome(response, "PagerDuty")
         return outcome if outcome is not None else Delivered()
 
@@ -192,17 +194,21 @@ def _problems(action: str, outcome: Outcome) -> list[Problem]:
     return [Problem(field, f"the test {action} {kind}: {outcome.reason}")]
 
 
-def _error_detail(response: httpx.Response) -> str:
-    """Quote PagerDuty's ``message`` and ``errors`` from a 400 response."""
+def _error_detail(response: httpx.Response, routing_key: str) -> str:
+    """Quote PagerDuty's ``message`` and ``errors`` from a 400 response.
+
+    The routing key is masked, since a 400 may quote the event sent.
+    """
     try:
         answer = response.json()
     except ValueError:
-        return response_detail(response)
+        return response_detail(response, [routing_key])
     if not isinstance(answer, dict):
-        return response_detail(response)
+        return response_detail(response, [routing_key])
     parts = [str(answer.get("message") or "")]
     errors = answer.get("errors")
     if isinstance(errors, list):
         parts.extend(str(error) for error in errors)
     text = "; ".join(part for part in parts if part)
-    return f": {truncate(scrub(text), 500)}" if text else ""
+    text = mask_request_secrets(scrub(text), response.request, [routing_key])
+    return f": {truncate(text, 500)}" if text else ""

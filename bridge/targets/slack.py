@@ -31,6 +31,8 @@ from bridge.model import Event, EventType, Level
 from bridge.targets.base import Delivered, Failed, Outcome, Problem, Retry, SendContext
 from bridge.targets.common import (
     EVENT_TITLES,
+    MASK,
+    MIN_MASKED_CHARS,
     USER_AGENT,
     absolute_http_url,
     disk_name,
@@ -216,7 +218,7 @@ class SlackTarget:
                 ts if opens_incident and isinstance(ts, str) else context.thread_ref
             )
             return Delivered(thread_ref=opener)
-        return _error_outcome(str(result.get("error", "unknown_error")))
+        return _error_outcome(_error_code(result, integration.secrets))
 
     async def check(self, context: SendContext) -> list[Problem]:
         """Check the token with ``auth.test``, then post a message marked as a test."""
@@ -225,7 +227,8 @@ class SlackTarget:
             reason = f"Slack could not check the token: {auth.reason}"
             return [Problem("integration", reason)]
         if auth.get("ok") is not True:
-            return [Problem("token", f"Slack rejected the token: {auth.get('error')}")]
+            error = _error_code(auth, context.integration.secrets)
+            return [Problem("token", f"Slack rejected the token: {error}")]
 
         outcome = await self.send(make_test_event(), context)
         if isinstance(outcome, Delivered):
@@ -277,8 +280,20 @@ class SlackTarget:
         return result
 
 
+def _error_code(result: dict[str, Any], secrets: dict[str, str]) -> str:
+    """Return the ``error`` of a failed call, with the token masked.
+
+    Slack sends a short code here, but another server at the API URL may
+    quote the request's token.
+    """
+    error = str(result.get("error", "unknown_error"))
+    token = secrets.get("token", "")
+    if len(token) >= MIN_MASKED_CHARS:
+        error = error.replace(token, MASK)
+    return truncate(scrub(error), 100)
+
+
 def _error_outcome(error: str) -> Outcome:
-    error = truncate(scrub(error), 100)
     if error in TRANSIENT_ERRORS:
         return Retry(f"Slack could not post the message: {error}")
     if error in TOKEN_ERRORS:

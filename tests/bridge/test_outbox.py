@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from bridge.state import DiskState
 from bridge.store.base import (
     DEAD,
     DELIVERED,
+    Delivery,
     IntegrationNotFound,
     StoreError,
     Transitions,
@@ -497,3 +499,45 @@ def test_same_disk_waits_for_stored_outcome(tmp_path: Path) -> None:
     assert store.held is not None
     # The all-clear left only after the warning's outcome was committed.
     assert target.sent[1].at > store.stored_at[store.held]
+
+
+class PagingOutbox:
+    """A store part that always has a full page of due rows for one integration."""
+
+    def __init__(self, integration: Integration, delivery: Delivery) -> None:
+        self.integration = integration
+        self.delivery = delivery
+        self.pages: list[int] = []
+
+    def due_deliveries(
+        self, now: datetime, limit: int, exclude: object = ()
+    ) -> list[Delivery]:
+        self.pages.append(limit)
+        return [
+            dataclasses.replace(self.delivery, id=len(self.pages) * 100_000 + index)
+            for index in range(limit)
+        ]
+
+    def list_integrations(self) -> list[Integration]:
+        return [self.integration]
+
+
+def test_saturated_integration_reads_one_page(store: SQLiteStore) -> None:
+    """With the only integration at its limit, a pick reads no further page."""
+    add_event(store, "e1")
+    (delivery,) = store.due_deliveries(datetime.now(UTC), 10)
+    (integration,) = store.list_integrations()
+    outbox = PagingOutbox(integration, delivery)
+    settings = dataclasses.replace(FAST, delivery_max_in_flight_per_integration=2)
+    worker = DeliveryWorker(
+        outbox,  # type: ignore[arg-type]
+        lambda integration_type: None,
+        httpx.AsyncClient(),
+        settings,
+        BridgeMetrics(),
+    )
+
+    chosen = worker._due_within_limits(4, [], Counter({integration.id: 2}))
+
+    assert chosen == []
+    assert outbox.pages == [16]

@@ -282,19 +282,23 @@ async def test_odd_response_classified(status_line: bytes, expected: type) -> No
     assert isinstance(outcome, expected)
 
 
+async def answer_once_then_close(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Serve one empty 200 on the connection, which then closes unannounced."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+
+
 @in_event_loop
 async def test_receiver_restart_between_requests() -> None:
     # Each connection serves one response, then the receiver closes it while
     # the bridge keeps it as an idle keep-alive connection.
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-
     client = http.outbound_client(5.0)
     target = WebhookTarget(allow_private_targets=True)
     outcomes = []
-    async with raw_server(handler) as url:
+    async with raw_server(answer_once_then_close) as url:
         context = webhook_context(url + "/hook", client)
         for _ in range(3):
             outcomes.append(await target.send(make_test_event(), context))
@@ -479,13 +483,8 @@ def test_prune_races_dead_letter_requeue(tmp_path: Path) -> None:
 async def test_back_to_back_after_receiver_close() -> None:
     # The receiver closes each connection after its response without a
     # "Connection: close", so the bridge still keeps it for reuse.
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-
     client = http.outbound_client(5.0)
-    async with raw_server(handler) as url:
+    async with raw_server(answer_once_then_close) as url:
         statuses = []
         for _ in range(10):
             response = await client.post(url + "/hook", content=b"{}")

@@ -45,6 +45,36 @@ def await_sequences(
         time.sleep(0.2)
 
 
+def await_one_of(
+    stack: Stack,
+    service: str,
+    choices: list[list[str]],
+    timeout: float = NOTIFY_TIMEOUT,
+) -> None:
+    """Wait until every target received exactly one of ``choices``, the same one.
+
+    Fails at once when a target received something that no choice starts
+    with, and after ``timeout`` when the targets are still short.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        sequences = stack.targets.sequences(service)
+        for target, kinds in sequences.items():
+            assert any(_is_prefix(kinds, choice) for choice in choices), (
+                f"{service} at {target}: {kinds} starts none of {choices}"
+            )
+        finished = [kinds for kinds in sequences.values() if kinds in choices]
+        if len(finished) == len(sequences) and all(
+            kinds == finished[0] for kinds in finished
+        ):
+            return
+        assert time.monotonic() < deadline, (
+            f"{service}: after {timeout:.0f} s still waiting for one of "
+            f"{choices}; received {sequences}"
+        )
+        time.sleep(0.2)
+
+
 def assert_stays(
     stack: Stack, service: str, expected: list[str], seconds: float = QUIET_PERIOD
 ) -> None:

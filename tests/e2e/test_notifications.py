@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from e2e.flow import assert_stays, await_sequences, fill
+from e2e.flow import assert_stays, await_one_of, await_sequences, fill
 from e2e.processes import wait_for
 from e2e.stack import Stack
 from e2e.targets import (
@@ -84,7 +84,19 @@ def test_two_disks_keep_independent_states(make_stack: MakeStack) -> None:
     assert_stays(stack, "bravo", [WARNING, CRITICAL], seconds=2)
 
     fill(stack, "bravo", 100)
-    await_sequences(stack, "bravo", [WARNING, CRITICAL, ALL_CLEAR])
+    # In one CI run the critical alert resolved one evaluation before the
+    # warning alert, so the bridge sent a de-escalation first (the case
+    # "both_resolve_critical_group_first" of test_state_adversarial.py).
+    # The likely cause, not confirmed: a scrape appended while Prometheus
+    # evaluated the rule group reached only the later rule.
+    await_one_of(
+        stack,
+        "bravo",
+        [
+            [WARNING, CRITICAL, ALL_CLEAR],
+            [WARNING, CRITICAL, DEESCALATION, ALL_CLEAR],
+        ],
+    )
     assert_stays(stack, "alpha", [WARNING, ALL_CLEAR])
 
     targets = stack.targets

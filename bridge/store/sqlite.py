@@ -215,14 +215,12 @@ class SQLiteStore:
     async def _blocking(self, method: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(None, method, *args)
 
-    async def _write_outcome_async(
-        self, name: str, write: Callable[..., None], *args: Any
-    ) -> None:
-        """Commit a delivery outcome through the committer, or an override's thread."""
+    async def _write_async(self, name: str, write: Callable[..., R], *args: Any) -> R:
+        """Commit ``write`` through the committer, or run an override in a thread."""
         if self._overridden(name):
-            await self._blocking(getattr(self, name), *args)
-            return
-        await self._run_async(name, lambda db: write(db, *args))
+            result: R = await self._blocking(getattr(self, name), *args)
+            return result
+        return await self._run_async(name, lambda db: write(db, *args))
 
     @_translated
     def close(self) -> None:
@@ -571,7 +569,7 @@ class SQLiteStore:
     async def mark_delivered_async(
         self, delivery_id: int, now: datetime, thread_ref: str | None
     ) -> None:
-        await self._write_outcome_async(
+        await self._write_async(
             "mark_delivered", self._write_delivered, delivery_id, now, thread_ref
         )
 
@@ -622,7 +620,7 @@ class SQLiteStore:
     async def mark_retry_async(
         self, delivery_id: int, next_attempt_at: datetime, error: str
     ) -> None:
-        await self._write_outcome_async(
+        await self._write_async(
             "mark_retry", self._write_retry, delivery_id, next_attempt_at, error
         )
 
@@ -644,9 +642,7 @@ class SQLiteStore:
     async def mark_dead_async(
         self, delivery_id: int, now: datetime, reason: str
     ) -> None:
-        await self._write_outcome_async(
-            "mark_dead", self._write_dead, delivery_id, now, reason
-        )
+        await self._write_async("mark_dead", self._write_dead, delivery_id, now, reason)
 
     @staticmethod
     def _write_dead(
@@ -727,11 +723,7 @@ class SQLiteStore:
         return self._run("prune", lambda db: self._write_prune(db, before, limit))
 
     async def prune_async(self, before: datetime, limit: int) -> Pruned:
-        if self._overridden("prune"):
-            return await self._blocking(self.prune, before, limit)
-        return await self._run_async(
-            "prune", lambda db: self._write_prune(db, before, limit)
-        )
+        return await self._write_async("prune", self._write_prune, before, limit)
 
     @staticmethod
     def _write_prune(db: sqlite3.Connection, before: datetime, limit: int) -> Pruned:

@@ -23,7 +23,7 @@ The transport keeps httpx's behaviour where the bridge relies on it:
 
 Every target needs at most a small JSON response, so the transport keeps the
 first `MAX_RESPONSE_BYTES` of a body, before and after decoding, and drops
-the rest with its connection. A receiver that answers with hundreds of
+the rest with its connection. A receiver that responds with hundreds of
 megabytes, or a small gzip body that expands to them, then costs one
 mebibyte per request in flight.
 
@@ -80,7 +80,7 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     # NOTE: aiohttp's C parser also fails a 204 or 304 that is followed by
     # bytes (a body, as Python's http.server sends one) this way, where
     # httpx's transport returns the status. The delivery is then retried
-    # although the receiver accepted it; docs/formats/webhook.md asks
+    # although the receiver accepted it. docs/formats/webhook.md tells
     # receivers to send no body with a 204.
     (aiohttp.ClientResponseError, InvalidResponse),
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
@@ -130,7 +130,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 "Content-Type",
                 "User-Agent",
             ),
-            # Timeouts come with each request; see `_timeout`.
+            # Each request carries its own timeouts (see `_timeout`).
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
@@ -287,8 +287,8 @@ def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
 
     httpx's pool timeout bounds the wait for a free connection, which
     aiohttp's ``connect`` covers together with the connect itself. aiohttp
-    has no write timeout; the bodies here are small enough for the socket
-    buffer, and the outbox bounds each whole attempt.
+    has no write timeout. The bodies here fit in the socket buffer, and the
+    outbox bounds each whole attempt.
     """
     timeout = request.extensions.get("timeout", {})
     connect = timeout.get("connect")

@@ -284,7 +284,7 @@ class DeliveryWorker:
         task.add_done_callback(finished)
 
     def _release(self, delivery: Delivery) -> None:
-        """Free the attempt's slot once its request is over; safe to repeat."""
+        """Free the attempt's slot once its request is over, at most once."""
         if delivery.id in self._sending:
             self._sending.discard(delivery.id)
             self._per_integration[delivery.integration_id] -= 1

@@ -86,7 +86,7 @@ class StorePruner:
         )
 
     async def stop(self) -> None:
-        """Cancel the task; a batch that the committer has started still commits."""
+        """Cancel the task. A batch that the committer has started still commits."""
         if self._task is None:
             return
         self._task.cancel()

@@ -3,7 +3,7 @@
 Group commit: incoming messages and delivery outcomes go to one committer
 thread, which takes every request waiting in its queue, runs each in its
 own ``SAVEPOINT`` of one transaction, in the order they arrived, and then
-commits once. A request's caller gets its answer only after that commit
+commits once. A request's caller gets its result only after that commit
 reached the disk, so the guarantee is the one of a transaction per
 request, with one fsync for the whole group. A request that fails rolls
 back to its savepoint and fails alone; a failed commit fails every request
@@ -130,12 +130,12 @@ class GroupCommitter:
     @staticmethod
     def _take(group: list[_Request], request: _Request) -> None:
         # A caller that gave up before its turn (a cancelled await) is left
-        # out, so its message is neither applied nor answered.
+        # out, so its request is neither applied nor resolved.
         if request.future.set_running_or_notify_cancel():
             group.append(request)
 
     def _commit_group(self, group: list[_Request]) -> list[_Request]:
-        """Apply and commit ``group``; return the requests left for a new group.
+        """Apply and commit ``group``, and return the requests left for a new group.
 
         Requests are left over only when SQLite dropped the transaction in
         the middle of the group (it does so on SQLITE_FULL or SQLITE_IOERR).
@@ -185,7 +185,7 @@ class GroupCommitter:
 
     @staticmethod
     def _roll_back_to_savepoint(db: sqlite3.Connection) -> bool:
-        """Undo the current request alone; False when the transaction is gone."""
+        """Undo the current request alone. False means the transaction is gone."""
         if not db.in_transaction:
             return False
         try:

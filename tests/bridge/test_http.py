@@ -1,8 +1,8 @@
 """Tests of the outbound client and `AiohttpTransport` against real local servers.
 
 Each test starts an asyncio server on 127.0.0.1 that records the raw bytes
-of every request and responds with scripted bytes, so an assertion sees the
-request exactly as it left the transport and the server can misbehave in
+of every request and responds with scripted bytes, so an assertion checks
+the request exactly as it left the transport and the server can misbehave in
 ways a real HTTP server would not.
 """
 
@@ -84,7 +84,7 @@ def close_after(head: bytes) -> Reply:
 class RawServer:
     """An HTTP/1.1 server on 127.0.0.1 that responds to each request from a script.
 
-    ``requests`` holds every request's head and body bytes as they arrived.
+    ``requests`` contains every request's head and body bytes as they arrived.
     """
 
     def __init__(self, *replies: Reply) -> None:
@@ -500,7 +500,7 @@ def test_aclose_closes_session() -> None:
 
 
 def test_invalid_response_named_in_reason() -> None:
-    """A reply that is not HTTP/1.1 gets a retry that says so, not "could not reach"."""
+    """A reply that is not HTTP/1.1 gets a retry naming it, not "could not reach"."""
     error, _ = request_error(
         answer(b"HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nnope")
     )

@@ -418,15 +418,15 @@ class GatedOutcomeStore(SQLiteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.gate = asyncio.Event()
-        self.held: int | None = None
+        self.held_delivery_id: int | None = None
         self.opened_at: float | None = None
         self.stored_at: dict[int, float] = {}
 
     async def mark_delivered_async(
         self, delivery_id: int, now: datetime, thread_ref: str | None
     ) -> None:
-        if self.held is None:
-            self.held = delivery_id
+        if self.held_delivery_id is None:
+            self.held_delivery_id = delivery_id
             await self.gate.wait()
             self.opened_at = time.monotonic()
         await super().mark_delivered_async(delivery_id, now, thread_ref)
@@ -451,7 +451,7 @@ def open_gate_after(
     first_seen: list[float] = []
 
     def until() -> bool:
-        if store.held is not None and not store.gate.is_set():
+        if store.held_delivery_id is not None and not store.gate.is_set():
             if not first_seen:
                 first_seen.append(time.monotonic())
             waited = time.monotonic() - first_seen[0]
@@ -496,9 +496,9 @@ def test_same_disk_waits_for_stored_outcome(tmp_path: Path) -> None:
     store.close()
 
     assert [item.event_id for item in target.sent] == ["warn", "clear"]
-    assert store.held is not None
+    assert store.held_delivery_id is not None
     # The all-clear left only after the warning's outcome was committed.
-    assert target.sent[1].at > store.stored_at[store.held]
+    assert target.sent[1].at > store.stored_at[store.held_delivery_id]
 
 
 class PagingOutbox:

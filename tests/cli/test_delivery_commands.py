@@ -126,11 +126,11 @@ def webhook_dead_letter(
     bridge: Bridge,
     added: Callable[..., str],
     mountpoint: str,
-    answer: str,
+    body: str,
 ) -> tuple[str, dict[str, Any]]:
     """Add a webhook integration and make a warning for ``mountpoint`` a dead letter.
 
-    The receiver answers that warning with HTTP 400 and ``answer``; returns
+    The receiver responds to that warning with HTTP 400 and ``body``. Returns
     the integration id and the dead letter's row.
     """
     integration_id = added(
@@ -141,7 +141,7 @@ def webhook_dead_letter(
         "--shared-key",
         SHARED_KEY,
     )
-    bridge.webhook.fail_next(status=400, body=answer)
+    bridge.webhook.fail_next(status=400, body=body)
     send_alert(bridge, mountpoint)
     return integration_id, wait_for_status(webpaas, integration_id, "dead")
 
